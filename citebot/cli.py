@@ -1,0 +1,251 @@
+"""The `citebot` command line: the same dataflows the Slack bot runs, for a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from citebot.domain import CLI_SCOPE, Answer, Provenance, Scope
+from citebot.errors import CitebotError
+from citebot.settings import Settings, SettingsError
+
+
+def _scope(text: str) -> Scope:
+    workspace, _, channel = text.partition("/")
+    if not workspace or not channel:
+        raise argparse.ArgumentTypeError("scope is WORKSPACE/CHANNEL, e.g. T0123/C0456")
+    return Scope(workspace, channel)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="citebot", description="Answers with citations from your PDFs and arXiv papers.")
+    parser.add_argument("--scope", type=_scope, default=CLI_SCOPE,
+                        help="act as if in this Slack WORKSPACE/CHANNEL (default: the CLI's own scope, local/cli)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="index PDF files (or every PDF in the given folders)")
+    p.add_argument("paths", nargs="+", type=Path)
+    p = sub.add_parser("arxiv", help="fetch and index arXiv papers by ID")
+    p.add_argument("ids", nargs="+")
+    p = sub.add_parser("ask", help="ask a question; the answer cites the pages it comes from")
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int, default=None, help="chunks to retrieve")
+    p.add_argument("--alpha", type=float, default=None, help="0 = keyword search only, 1 = vector only")
+    p.add_argument("--mode", choices=["answer", "summary"], default="answer")
+    sub.add_parser("chat", help="ask questions interactively (one Weaviate start for many questions)")
+    sub.add_parser("docs", help="list the documents visible here")
+    p = sub.add_parser("forget", help="remove a document (ID prefix, arXiv ID or title words)")
+    p.add_argument("doc")
+    p = sub.add_parser("dag", help="render the Hamilton dataflows to image files")
+    p.add_argument("--out", type=Path, default=Path("docs/dag"))
+    p.add_argument("--format", default="png")
+    sub.add_parser("serve", help="run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP mode)")
+    sub.add_parser("doctor", help="check configuration, Weaviate, Slack and the model endpoint")
+    sub.add_parser("feedback", help="report the 👍/👎 feedback given on answers")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        return COMMANDS[args.command](args, settings)
+    except (CitebotError, SettingsError) as error:
+        print(f"citebot: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # a connection refused, a server down: one line, not a traceback
+        if args.verbose:
+            raise
+        print(f"citebot: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
+              "(run with -v for details, or `citebot doctor`)", file=sys.stderr)
+        return 1
+
+
+def _open(settings: Settings):
+    from citebot.service import Citebot
+
+    return Citebot(settings)
+
+
+def _pdfs(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file())
+        elif path.exists():
+            yield path
+        else:
+            raise CitebotError(f"{path}: no such file or folder")
+
+
+def _progress(done: int, total: int, label: str) -> None:
+    """A one-line progress bar on stderr when several documents are ingested in a terminal."""
+    if total < 2 or not sys.stderr.isatty():
+        return
+    width = 24
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:50]:<50}", end=end, file=sys.stderr,
+          flush=True)
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    files = list(_pdfs(args.paths))
+    if not files:
+        raise CitebotError("no PDF files found")
+    rows: list[dict[str, Any]] = []
+    with _open(settings) as bot:
+        for i, path in enumerate(files):
+            _progress(i, len(files), path.name)
+            try:
+                result = bot.ingest_pdf(path.read_bytes(), Provenance(scope=args.scope, user="cli", source="file",
+                                                                      link=path.resolve().as_uri(), filename=path.name))
+                rows.append({"file": str(path), **result.to_dict()})
+                line = (f"{path.name}: already indexed — {result.title}" if result.already_present else
+                        f"{path.name}: {result.title} — {result.pages} pages, {result.chunks} chunks, "
+                        f"{result.seconds:.1f} s")
+            except CitebotError as error:
+                rows.append({"file": str(path), "error": str(error)})
+                line = f"{path.name}: {error}"
+            if not args.json:
+                _progress(i, len(files), "")
+                print(("\r" if len(files) > 1 and sys.stderr.isatty() else "") + line)
+        _progress(len(files), len(files), "done")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    return 1 if any("error" in row for row in rows) else 0
+
+
+def cmd_arxiv(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(settings) as bot:
+        outcomes = bot.ingest_arxiv(args.ids, Provenance(scope=args.scope, user="cli", source="arxiv"))
+    if args.json:
+        print(json.dumps([o.to_dict() for o in outcomes], indent=2))
+    for o in outcomes if not args.json else []:
+        if o.result:
+            r = o.result
+            state = "already indexed" if r.already_present else f"{r.pages} pages, {r.chunks} chunks"
+            print(f"{o.requested_id}: {r.title} — {', '.join(r.authors[:3])}{' et al.' if len(r.authors) > 3 else ''} "
+                  f"({state}) {r.link}")
+        else:
+            print(f"{o.requested_id}: {o.error}", file=sys.stderr)
+    return 1 if any(o.error for o in outcomes) else 0
+
+
+def format_answer(answer: Answer) -> str:
+    lines = [answer.text]
+    if answer.citations:
+        lines += ["", "Sources:"]
+        for c in answer.citations:
+            lines.append(f"  [{c.n}] {c.title} — {c.pages}{'  ' + c.link if c.link else ''}")
+            lines.append(f"      “{c.excerpt}”")
+    return "\n".join(lines)
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(settings) as bot:
+        answer = bot.ask(args.question, args.scope, top_k=args.top_k, alpha=args.alpha, mode=args.mode)
+    print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False) if args.json else format_answer(answer))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(settings) as bot:
+        count = len(bot.documents(args.scope))
+        print(f"citebot: {count} document(s) indexed here. Ask a question (empty line or Ctrl-D to quit).")
+        print("Add documents with `citebot ingest FILE` or `citebot arxiv ID` in another terminal... "
+              "or here: `:ingest PATH`, `:arxiv ID`.")
+        while True:
+            try:
+                line = input("? ").strip()
+            except EOFError:
+                break
+            if not line:
+                break
+            try:
+                if line.startswith(":ingest "):
+                    for path in _pdfs([Path(p) for p in line.split()[1:]]):
+                        r = bot.ingest_pdf(path.read_bytes(), Provenance(scope=args.scope, user="cli", filename=path.name))
+                        print(f"{path.name}: {r.title} — {r.pages} pages, {r.chunks} chunks")
+                elif line.startswith(":arxiv "):
+                    for o in bot.ingest_arxiv(line.split()[1:], Provenance(scope=args.scope, user="cli", source="arxiv")):
+                        print(f"{o.requested_id}: {o.result.title if o.result else o.error}")
+                else:
+                    print(format_answer(bot.ask(line, args.scope)), "\n")
+            except CitebotError as error:
+                print(f"citebot: {error}")
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(settings) as bot:
+        docs = bot.documents(args.scope)
+    if args.json:
+        print(json.dumps([d.to_dict() for d in docs], indent=2))
+        return 0
+    if not docs:
+        print("No documents here yet. `citebot ingest FILE.pdf` or `citebot arxiv 1706.03762` adds one.")
+    for d in docs:
+        print(f"{d.document_id[:12]}  {d.title[:70]:<70}  {d.source:<6} {d.pages:>4} p.  {d.added_at}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(settings) as bot:
+        removed = bot.forget(args.doc, args.scope)
+    print(json.dumps(removed.to_dict()) if args.json else f"Forgot: {removed.title}")
+    return 0
+
+
+def cmd_dag(args: argparse.Namespace, settings: Settings) -> int:
+    from citebot.dag import render_dataflows
+
+    for path in render_dataflows(args.out, args.format):
+        print(path)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.runner import serve
+
+    serve(settings)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from citebot.doctor import format_checks, run_checks
+
+    checks = run_checks(settings)
+    print(format_checks(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    with _open(settings) as bot:
+        rows = bot.feedback_report()
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    up = sum(1 for r in rows if r["helpful"])
+    print(f"{len(rows)} vote(s): {up} 👍, {len(rows) - up} 👎")
+    for r in sorted(rows, key=lambda r: str(r.get("at")), reverse=True)[:50]:
+        print(f"  {'👍' if r['helpful'] else '👎'}  {r.get('scope', '')}  {r.get('user', '')}  {r.get('question', '')[:80]}")
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "arxiv": cmd_arxiv, "ask": cmd_ask, "chat": cmd_chat, "docs": cmd_docs,
+            "forget": cmd_forget, "dag": cmd_dag, "serve": cmd_serve, "doctor": cmd_doctor, "feedback": cmd_feedback}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

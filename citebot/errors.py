@@ -1,0 +1,74 @@
+"""Errors a user can act on. Each message is written for the person who caused it.
+
+The CLI prints `str(error)` on one line; the Slack bot posts it in the thread.
+"""
+
+from __future__ import annotations
+
+
+class CitebotError(Exception):
+    """Base class: the message is safe and useful to show to the user."""
+
+
+class NotAPdf(CitebotError):
+    pass
+
+
+class EmptyFile(CitebotError):
+    pass
+
+
+class PdfTooLarge(CitebotError):
+    pass
+
+
+class TooManyPages(CitebotError):
+    pass
+
+
+class EncryptedPdf(CitebotError):
+    pass
+
+
+class NoExtractableText(CitebotError):
+    pass
+
+
+class CorruptPdf(CitebotError):
+    pass
+
+
+class DownloadFailed(CitebotError):
+    pass
+
+
+class InvalidArxivId(CitebotError):
+    pass
+
+
+class ArxivNotFound(CitebotError):
+    pass
+
+
+class ArxivUnavailable(CitebotError):
+    pass
+
+
+class StoreFailed(CitebotError):
+    pass
+
+
+class EmbeddingModelMismatch(CitebotError):
+    pass
+
+
+class ModelUnavailable(CitebotError):
+    pass
+
+
+class DocumentNotFound(CitebotError):
+    pass
+
+
+class EmptyQuestion(CitebotError):
+    pass

@@ -1,0 +1,278 @@
+"""Citebot: the one object the CLI, the Slack bot and the benchmarks call.
+
+It owns the long-lived things (the Weaviate connection, the embedder, the chat client, a
+process pool for PDF parsing) and one Hamilton driver per dataflow, and turns calls into
+dataflow executions. All methods are blocking; the Slack bot runs them in worker threads
+(``asyncio.to_thread``) so the event loop never waits on parsing, embedding or the network.
+
+Why the synchronous Hamilton ``Driver``: the work is CPU-bound parsing and blocking client
+calls, which belong in threads anyway; as of Hamilton 1.90 the AsyncDriver supports neither
+``Parallelizable``/``Collect`` nor caching, and multiprocessing executors pickle node inputs
+(Weaviate and model clients do not pickle). So parallelism lives inside nodes (a process
+pool for page ranges, a writer thread overlapping embedding with storing) and drivers are
+built once and shared by all threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from hamilton import driver
+from hamilton.lifecycle import api as lifecycle
+
+from citebot.domain import Answer, ArxivOutcome, DocumentInfo, IngestResult, Mode, Provenance, Scope
+from citebot.embeddings import build_embedder
+from citebot.errors import CitebotError, DocumentNotFound, StoreFailed
+from citebot.llm import build_chat_model
+from citebot.settings import Settings
+from citebot.store import Store, connect
+from dataflows import arxiv_source, pdf_ingestion, retrieval
+
+log = logging.getLogger(__name__)
+
+
+class _NoHamiltonAdvert(logging.Filter):
+    """Hamilton logs a 'join our Slack' banner on every exception; ours are expected (bad input)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Need help with Hamilton" not in record.getMessage()
+
+
+logging.getLogger("hamilton.driver").addFilter(_NoHamiltonAdvert())
+
+
+class NodeTimer(lifecycle.NodeExecutionHook):
+    """Seconds spent in each node of the current thread's last run (for progress and benchmarks)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return getattr(self._local, "timings", {})
+
+    def reset(self) -> None:
+        self._local.timings = {}
+
+    def run_before_node_execution(self, *, node_name: str, **_: Any) -> None:
+        self._local.started = time.perf_counter()
+
+    def run_after_node_execution(self, *, node_name: str, **_: Any) -> None:
+        self.timings[node_name] = time.perf_counter() - self._local.started
+
+
+def build_drivers(timer: NodeTimer, answer_source: str) -> dict[str, driver.Driver]:
+    def build(*modules: Any, **config: Any) -> driver.Driver:
+        return driver.Builder().with_modules(*modules).with_config(config).with_adapters(timer).build()
+
+    return {
+        "pdf": build(pdf_ingestion),
+        "arxiv": build(arxiv_source, pdf_ingestion),
+        "answer": build(retrieval, mode="answer", answer_source=answer_source),
+        "summary": build(retrieval, mode="summary", answer_source=answer_source),
+    }
+
+
+class Citebot:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = connect(settings)
+        try:
+            self.store = Store(self.client, settings.collection_prefix)
+            self.embedder = build_embedder(settings)
+            self.store.check_embedding_model(self.embedder.model_id)
+        except BaseException:
+            self.client.close()
+            raise
+        self.chat_model = build_chat_model(settings)
+        self.timer = NodeTimer()
+        self.drivers = build_drivers(self.timer, "llm" if self.chat_model else "extractive")
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._in_progress: set[str] = set()
+        self._in_progress_lock = threading.Lock()
+        self._remove_stale_ingests()
+
+    # ---- ingestion -------------------------------------------------------------------------
+    def ingest_pdf(self, pdf: bytes, provenance: Provenance, title_hint: str = "") -> IngestResult:
+        """Index PDF bytes in ``provenance.scope``. Raises a CitebotError subclass on bad input."""
+        metadata = {"title": title_hint} if title_hint else {}
+        return self._ingest("pdf", {"pdf_bytes": pdf, "source_metadata": metadata}, provenance)
+
+    def ingest_arxiv(self, ids: Sequence[str], provenance: Provenance) -> list[ArxivOutcome]:
+        """Fetch and index arXiv papers; one outcome per requested id, errors per id."""
+        outcomes = []
+        for requested in ids:
+            try:
+                outcomes.append(ArxivOutcome(requested, result=self._ingest_one_arxiv(requested, provenance)))
+            except CitebotError as error:
+                outcomes.append(ArxivOutcome(requested, error=str(error)))
+            except Exception as error:  # one paper's failure never loses the others
+                log.exception("arXiv ingest of %r failed", requested)
+                outcomes.append(ArxivOutcome(requested, error=f"Indexing failed unexpectedly ({type(error).__name__}); "
+                                                             "try again."))
+        return outcomes
+
+    def _ingest_one_arxiv(self, requested: str, provenance: Provenance) -> IngestResult:
+        started = time.perf_counter()
+        arxiv_provenance = Provenance(scope=provenance.scope, user=provenance.user, source="arxiv",
+                                      link=provenance.link, filename=f"{requested.strip()}.pdf")
+        inputs = self._arxiv_inputs(requested)
+        arxiv_id = self.drivers["arxiv"].execute(["arxiv_id"], inputs=inputs)["arxiv_id"]
+        existing = self.store.find_by_arxiv_id(arxiv_source.without_version(arxiv_id))
+        if existing:
+            return self._already_present(existing, provenance.scope, started)
+        return self._ingest("arxiv", inputs, arxiv_provenance, overrides={"arxiv_id": arxiv_id})
+
+    def _arxiv_inputs(self, requested: str) -> dict[str, Any]:
+        s = self.settings
+        return {"arxiv_id_text": requested, "arxiv_api_url": s.arxiv_api_url, "arxiv_pdf_url": s.arxiv_pdf_url,
+                "arxiv_abs_url": s.arxiv_abs_url, "download_timeout_s": s.download_timeout_s}
+
+    def _ingest(self, flow: str, inputs: dict[str, Any], provenance: Provenance,
+                overrides: dict[str, Any] | None = None) -> IngestResult:
+        started = time.perf_counter()
+        s = self.settings
+        dr = self.drivers[flow]
+        inputs = {**inputs, "provenance": provenance, "max_pdf_bytes": s.max_pdf_bytes, "max_pages": s.max_pages,
+                  "chunk_chars": s.chunk_chars, "chunk_overlap_chars": s.chunk_overlap_chars,
+                  "embedder": self.embedder, "store": self.store, "parse_pool": self._parse_pool()}
+        self.timer.reset()
+        # Phase 1 (cheap): the document's identity. Known bytes are not parsed or embedded again.
+        known = dr.execute(["checked_pdf", "document_id", "source_metadata"], inputs=inputs,
+                           overrides=overrides or {})
+        doc_id = known["document_id"]
+        with self._in_progress_lock:
+            if doc_id in self._in_progress:
+                raise CitebotError("That document is being indexed right now; ask about it in a minute.")
+            self._in_progress.add(doc_id)
+        try:
+            existing = self.store.get_document(doc_id)
+            if existing and existing.get("status") == "ready":
+                return self._already_present(existing, provenance.scope, started)
+            if existing:  # an ingest that died half-way (crash, Weaviate restart): start over
+                self.store.remove_document(doc_id)
+            # Phase 2: parse, chunk, embed, store.
+            result: IngestResult = dr.execute(["ingest_result"], inputs=inputs,
+                                              overrides={**(overrides or {}), **known})["ingest_result"]
+        finally:
+            with self._in_progress_lock:
+                self._in_progress.discard(doc_id)
+        result.seconds = round(time.perf_counter() - started, 3)
+        result.timings = {**{k: round(v, 4) for k, v in self.timer.timings.items()},
+                          **{f"{k}_inner": round(v, 4) for k, v in result.timings.items()}}
+        return result
+
+    def _already_present(self, doc: dict[str, Any], scope: Scope, started: float) -> IngestResult:
+        self.store.add_scope(doc["document_id"], scope)
+        return IngestResult(
+            document_id=doc["document_id"], title=doc.get("title") or "", authors=list(doc.get("authors") or []),
+            pages=int(doc.get("pages") or 0), chunks=int(doc.get("chunks") or 0), already_present=True,
+            seconds=round(time.perf_counter() - started, 3), link=doc.get("link") or "",
+            arxiv_id=doc.get("arxiv_id") or "")
+
+    def _parse_pool(self) -> ProcessPoolExecutor | None:
+        workers = min(os.cpu_count() or 1, 4)
+        if workers < 2:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                # forkserver: never fork a process that runs gRPC and model threads.
+                self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+            return self._pool
+
+    def _remove_stale_ingests(self) -> None:
+        for doc_id in self.store.stale_ingests():
+            log.warning("removing half-ingested document %s", doc_id)
+            self.store.remove_document(doc_id)
+
+    # ---- questions -------------------------------------------------------------------------
+    def ask(
+        self,
+        question: str,
+        scope: Scope,
+        *,
+        top_k: int | None = None,
+        alpha: float | None = None,
+        mode: Mode = "answer",
+        history: Sequence[tuple[str, str]] = (),
+        on_partial: Callable[[str], None] | None = None,
+    ) -> Answer:
+        """Answer from the documents visible in ``scope``."""
+        s = self.settings
+        inputs = {"question": question, "history": list(history), "scope": scope, "store": self.store,
+                  "embedder": self.embedder, "chat_model": self.chat_model,
+                  "top_k": max(1, min(top_k or s.top_k, 20)),
+                  "alpha": s.alpha if alpha is None else max(0.0, min(alpha, 1.0)),
+                  "min_relevance": s.min_relevance, "on_partial": on_partial}
+        answer: Answer = self.drivers[mode].execute(["answer"], inputs=inputs)["answer"]
+        answer.mode = mode
+        return answer
+
+    def retrieve(self, question: str, scope: Scope, *, top_k: int | None = None, alpha: float | None = None,
+                 ) -> list[Any]:
+        """Only the search part (benchmarks, evaluation): the ranked chunks before answering."""
+        s = self.settings
+        inputs = {"question": question, "history": [], "scope": scope, "store": self.store,
+                  "embedder": self.embedder, "top_k": top_k or s.top_k,
+                  "alpha": s.alpha if alpha is None else alpha}
+        return self.drivers["answer"].execute(["retrieved_chunks"], inputs=inputs)["retrieved_chunks"]
+
+    # ---- documents -------------------------------------------------------------------------
+    def documents(self, scope: Scope) -> list[DocumentInfo]:
+        return self.store.visible_documents(scope)
+
+    def forget(self, doc: str, scope: Scope) -> DocumentInfo:
+        """Remove a document (by id, id prefix, arXiv id or title words) from ``scope``; its data
+        is deleted when no scope refers to it any more."""
+        wanted = doc.strip().lower()
+        if not wanted:
+            raise DocumentNotFound("Say which document: `/forget <title words, arXiv ID or document ID>`.")
+        visible = self.documents(scope)
+        matches = [d for d in visible if d.document_id.startswith(wanted) or (d.arxiv_id and d.arxiv_id == wanted)]
+        if not matches:
+            matches = [d for d in visible if wanted in d.title.lower()]
+        if not matches:
+            raise DocumentNotFound(f"No document here matches `{doc.strip()[:80]}`. `/docs` lists them.")
+        if len(matches) > 1:
+            titles = "; ".join(d.title for d in matches[:5])
+            raise DocumentNotFound(f"`{doc.strip()[:80]}` matches {len(matches)} documents ({titles}); be more specific.")
+        self.store.remove_scope(matches[0].document_id, scope)
+        return matches[0]
+
+    # ---- events and feedback ------------------------------------------------------------------
+    def claim_event(self, key: str) -> bool:
+        """True the first time ``key`` is claimed, False ever after (across restarts and replicas).
+
+        The bot claims Slack event ids / message ts so that redelivered events do no second work.
+        """
+        return self.store.claim(key)
+
+    def record_feedback(self, answer_key: str, scope: Scope, user: str, helpful: bool, question: str = "") -> None:
+        """Store a 👍/👎 on an answer (latest vote per user and answer wins)."""
+        self.store.record_feedback(answer_key, scope, user, helpful, question)
+
+    def feedback_report(self) -> list[dict]:
+        """All feedback: answer_key, scope, user, helpful, question, at."""
+        return self.store.feedback_rows()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+        self.client.close()
+
+    def __enter__(self) -> "Citebot":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Citebot", "StoreFailed"]

@@ -1,0 +1,299 @@
+"""Weaviate: the only store. Documents, chunks (with vectors and cached summaries), and the
+small bookkeeping collections (model record, claimed events, feedback).
+
+Visibility lives on the document: ``scopes`` lists every "workspace/channel" it was added in.
+Retrieval first asks which *ready* documents the caller's scope may see, then searches chunks
+filtered to those document ids — so a document half-way through ingestion, or removed from a
+channel, is never visible, and re-adding a document elsewhere touches one object.
+Chunks carry the document fields retrieval shows (title, link) so the hot path needs no
+cross-reference.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlparse
+
+import weaviate
+from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+from weaviate.classes.data import DataObject
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
+from weaviate.collections import Collection
+from weaviate.embedded import EmbeddedOptions
+
+from citebot.domain import DocumentInfo, Scope
+from citebot.errors import DocumentNotFound, EmbeddingModelMismatch, StoreFailed
+from citebot.settings import Settings
+from citebot.weaviate_server import WEAVIATE_VERSION, server_environment
+
+_NS = uuid.UUID("6f1c52b4-7d0e-4c59-9a43-0b7f1d1c2b7e")
+STALE_INGEST_AFTER = timedelta(minutes=30)
+
+
+def object_id(*parts: str) -> str:
+    return str(uuid.uuid5(_NS, "\x1f".join(parts)))
+
+
+def connect(settings: Settings) -> weaviate.WeaviateClient:
+    """Weaviate Embedded by default; a server (local, compose, cluster) or Weaviate Cloud by URL."""
+    config = AdditionalConfig(timeout=Timeout(init=30, query=60, insert=120))
+    if not settings.weaviate_url:
+        options = EmbeddedOptions(
+            persistence_data_path=str(settings.data_dir) + "/weaviate",
+            binary_path=settings.weaviate_binary_dir,
+            version=WEAVIATE_VERSION,
+            port=settings.weaviate_embedded_port,
+            grpc_port=settings.weaviate_embedded_grpc_port,
+            additional_env_vars=server_environment(
+                str(settings.data_dir) + "/weaviate", settings.weaviate_embedded_port,
+                settings.weaviate_embedded_grpc_port),
+        )
+        client = weaviate.WeaviateClient(embedded_options=options, additional_config=config)
+    else:
+        url = urlparse(settings.weaviate_url)
+        auth = Auth.api_key(settings.weaviate_api_key) if settings.weaviate_api_key else None
+        if url.hostname and url.hostname.endswith((".weaviate.cloud", ".weaviate.network")):
+            return weaviate.connect_to_weaviate_cloud(settings.weaviate_url, auth, additional_config=config)
+        secure = url.scheme == "https"
+        client = weaviate.WeaviateClient(
+            connection_params=weaviate.connect.ConnectionParams.from_params(
+                http_host=url.hostname or "localhost", http_port=url.port or (443 if secure else 80),
+                http_secure=secure, grpc_host=url.hostname or "localhost",
+                grpc_port=settings.weaviate_grpc_port, grpc_secure=secure),
+            auth_client_secret=auth, additional_config=config)
+    client.connect()
+    return client
+
+
+@dataclass
+class ChunkRecord:
+    document_id: str
+    index: int
+    text: str
+    page_start: int
+    page_end: int
+
+
+@dataclass
+class ChunkHit:
+    chunk_id: str
+    document_id: str
+    title: str
+    link: str
+    text: str
+    page_start: int
+    page_end: int
+    score: float
+    vector: list[float]
+    summary: str = ""
+
+
+def _text(name: str, field: bool = False) -> Property:
+    return Property(name=name, data_type=DataType.TEXT,
+                    tokenization=Tokenization.FIELD if field else Tokenization.WORD,
+                    index_searchable=not field)
+
+
+class Store:
+    def __init__(self, client: weaviate.WeaviateClient, prefix: str = "Citebot") -> None:
+        self.client = client
+        self.prefix = prefix
+        self._ensure_schema()
+        self.documents: Collection = client.collections.get(f"{prefix}Document")
+        self.chunks: Collection = client.collections.get(f"{prefix}Chunk")
+        self.meta: Collection = client.collections.get(f"{prefix}Meta")
+        self.events: Collection = client.collections.get(f"{prefix}Event")
+        self.feedback: Collection = client.collections.get(f"{prefix}Feedback")
+
+    # ---- schema -------------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        existing = set(self.client.collections.list_all(simple=True))
+        specs: dict[str, dict[str, Any]] = {
+            "Document": dict(properties=[
+                _text("document_id", True), _text("title"), Property(name="authors", data_type=DataType.TEXT_ARRAY),
+                _text("source", True), _text("arxiv_id", True), _text("link", True), _text("filename", True),
+                Property(name="pages", data_type=DataType.INT), Property(name="chunks", data_type=DataType.INT),
+                _text("added_by", True), _text("added_scope", True),
+                Property(name="added_at", data_type=DataType.DATE),
+                Property(name="scopes", data_type=DataType.TEXT_ARRAY, tokenization=Tokenization.FIELD),
+                _text("status", True), Property(name="updated_at", data_type=DataType.DATE),
+            ], vector_config=Configure.Vectors.self_provided()),
+            "Chunk": dict(properties=[
+                _text("document_id", True), _text("title"), _text("link", True), _text("text"),
+                Property(name="page_start", data_type=DataType.INT), Property(name="page_end", data_type=DataType.INT),
+                Property(name="chunk_index", data_type=DataType.INT),
+                Property(name="summary", data_type=DataType.TEXT, index_searchable=False),
+            ], vector_config=Configure.Vectors.self_provided(
+                vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE))),
+            "Meta": dict(properties=[_text("key", True), _text("value", True)],
+                         vector_config=Configure.Vectors.self_provided()),
+            "Event": dict(properties=[_text("key", True), Property(name="at", data_type=DataType.DATE)],
+                          vector_config=Configure.Vectors.self_provided()),
+            "Feedback": dict(properties=[
+                _text("answer_key", True), _text("scope", True), _text("user", True),
+                Property(name="helpful", data_type=DataType.BOOL), _text("question"),
+                Property(name="at", data_type=DataType.DATE)], vector_config=Configure.Vectors.self_provided()),
+        }
+        for suffix, spec in specs.items():
+            name = f"{self.prefix}{suffix}"
+            if name not in existing:
+                try:
+                    self.client.collections.create(name, **spec)
+                except weaviate.exceptions.UnexpectedStatusCodeError as error:
+                    if "already exists" not in str(error):  # another process created it meanwhile
+                        raise
+
+    # ---- the embedding model record ----------------------------------------------------
+    def check_embedding_model(self, model_id: str) -> None:
+        """Record the model on first use; refuse a different one later (vectors never mix)."""
+        key = object_id("meta", "embedding_model")
+        existing = self.meta.query.fetch_object_by_id(key)
+        if existing is None:
+            self.meta.data.insert({"key": "embedding_model", "value": model_id}, uuid=key)
+            return
+        recorded = existing.properties["value"]
+        if recorded != model_id:
+            raise EmbeddingModelMismatch(
+                f"This index was built with embeddings from {recorded}, but {model_id} is configured. "
+                f"Set the embedding settings back, or use a new CITEBOT_COLLECTION_PREFIX and re-ingest.")
+
+    # ---- documents ----------------------------------------------------------------------
+    def get_document(self, document_id: str) -> dict[str, Any] | None:
+        found = self.documents.query.fetch_object_by_id(object_id("doc", document_id))
+        return dict(found.properties) if found else None
+
+    def find_by_arxiv_id(self, arxiv_id: str) -> dict[str, Any] | None:
+        result = self.documents.query.fetch_objects(
+            filters=Filter.by_property("arxiv_id").equal(arxiv_id) & Filter.by_property("status").equal("ready"),
+            limit=1)
+        return dict(result.objects[0].properties) if result.objects else None
+
+    def begin_document(self, properties: dict[str, Any]) -> None:
+        """Write the document as 'ingesting' (invisible) before any chunk is stored."""
+        now = datetime.now(timezone.utc)
+        self.documents.data.insert(
+            {**properties, "status": "ingesting", "updated_at": now, "added_at": now},
+            uuid=object_id("doc", properties["document_id"]))
+
+    def store_chunks(self, chunks: list[ChunkRecord], vectors: list[list[float]], title: str, link: str) -> None:
+        """Store one batch of chunks (one gRPC batch call); any failure raises, and the caller
+        removes the partial document."""
+        objects = [
+            DataObject(
+                properties={"document_id": c.document_id, "title": title, "link": link, "text": c.text,
+                            "page_start": c.page_start, "page_end": c.page_end, "chunk_index": c.index,
+                            "summary": ""},
+                vector=vector, uuid=object_id("chunk", c.document_id, str(c.index)))
+            for c, vector in zip(chunks, vectors, strict=True)]
+        result = self.chunks.data.insert_many(objects)
+        if result.has_errors:
+            first = next(iter(result.errors.values()))
+            raise StoreFailed(f"Weaviate refused {len(result.errors)} chunk(s): {first.message}")
+
+    def finish_document(self, document_id: str, chunk_count: int) -> None:
+        stored = self.chunks.aggregate.over_all(
+            filters=Filter.by_property("document_id").equal(document_id), total_count=True).total_count
+        if stored != chunk_count:
+            raise StoreFailed(f"Only {stored} of {chunk_count} chunks reached Weaviate.")
+        self.documents.data.update(uuid=object_id("doc", document_id),
+                                   properties={"status": "ready", "chunks": chunk_count,
+                                               "updated_at": datetime.now(timezone.utc)})
+
+    def remove_document(self, document_id: str) -> None:
+        """Delete a document and all its chunks (used by forget and by failed ingests)."""
+        self.chunks.data.delete_many(where=Filter.by_property("document_id").equal(document_id))
+        self.documents.data.delete_by_id(object_id("doc", document_id))
+
+    def add_scope(self, document_id: str, scope: Scope) -> bool:
+        """Make a ready document visible in one more scope. True if it was not visible there."""
+        doc = self.get_document(document_id)
+        if doc is None:
+            raise DocumentNotFound("That document is no longer indexed.")
+        scopes = list(doc.get("scopes") or [])
+        if scope.key in scopes:
+            return False
+        self.documents.data.update(uuid=object_id("doc", document_id), properties={"scopes": [*scopes, scope.key]})
+        return True
+
+    def remove_scope(self, document_id: str, scope: Scope) -> bool:
+        """Hide a document from one scope; delete its data when no scope refers to it. True if deleted."""
+        doc = self.get_document(document_id)
+        if doc is None:
+            return True
+        scopes = [s for s in (doc.get("scopes") or []) if s != scope.key]
+        if scopes:
+            self.documents.data.update(uuid=object_id("doc", document_id), properties={"scopes": scopes})
+            return False
+        self.remove_document(document_id)
+        return True
+
+    def stale_ingests(self, older_than: timedelta = STALE_INGEST_AFTER) -> list[str]:
+        cutoff = datetime.now(timezone.utc) - older_than
+        result = self.documents.query.fetch_objects(
+            filters=Filter.by_property("status").equal("ingesting") & Filter.by_property("updated_at").less_than(cutoff),
+            limit=1000)
+        return [o.properties["document_id"] for o in result.objects]
+
+    def visible_documents(self, scope: Scope) -> list[DocumentInfo]:
+        docs: list[DocumentInfo] = []
+        filters = Filter.by_property("scopes").contains_any([scope.key]) & Filter.by_property("status").equal("ready")
+        result = self.documents.query.fetch_objects(filters=filters, limit=10000,
+                                                    sort=Sort.by_property("added_at", ascending=False))
+        for obj in result.objects:
+            p = obj.properties
+            added_at = p.get("added_at")
+            docs.append(DocumentInfo(
+                document_id=p["document_id"], title=p.get("title") or "", source=p.get("source") or "",
+                pages=int(p.get("pages") or 0), chunks=int(p.get("chunks") or 0), added_by=p.get("added_by") or "",
+                added_at=added_at.isoformat(timespec="seconds") if isinstance(added_at, datetime) else str(added_at or ""),
+                link=p.get("link") or "", arxiv_id=p.get("arxiv_id") or "", authors=list(p.get("authors") or [])))
+        return docs
+
+    # ---- retrieval ----------------------------------------------------------------------
+    def search(self, text: str, vector: list[float], document_ids: list[str], limit: int, alpha: float) -> list[ChunkHit]:
+        if not document_ids:
+            return []
+        result = self.chunks.query.hybrid(
+            query=text, vector=vector, alpha=alpha, limit=limit,
+            fusion_type=HybridFusion.RELATIVE_SCORE, query_properties=["text"],
+            filters=Filter.by_property("document_id").contains_any(document_ids),
+            return_metadata=MetadataQuery(score=True), include_vector=True)
+        hits = []
+        for obj in result.objects:
+            p = obj.properties
+            vec = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
+            hits.append(ChunkHit(
+                chunk_id=str(obj.uuid), document_id=p["document_id"], title=p.get("title") or "",
+                link=p.get("link") or "", text=p["text"], page_start=int(p["page_start"]),
+                page_end=int(p["page_end"]), score=float(obj.metadata.score or 0.0), vector=list(vec or []),
+                summary=p.get("summary") or ""))
+        return hits
+
+    def save_summary(self, chunk_id: str, summary: str) -> None:
+        self.chunks.data.update(uuid=chunk_id, properties={"summary": summary})
+
+    # ---- events and feedback ------------------------------------------------------------
+    def claim(self, key: str) -> bool:
+        try:
+            self.events.data.insert({"key": key, "at": datetime.now(timezone.utc)}, uuid=object_id("event", key))
+            return True
+        except weaviate.exceptions.UnexpectedStatusCodeError as error:
+            if error.status_code == 422 and "already exists" in str(error):
+                return False
+            raise
+
+    def record_feedback(self, answer_key: str, scope: Scope, user: str, helpful: bool, question: str) -> None:
+        uid = object_id("feedback", answer_key, user)
+        properties = {"answer_key": answer_key, "scope": scope.key, "user": user, "helpful": helpful,
+                      "question": question, "at": datetime.now(timezone.utc)}
+        if self.feedback.data.exists(uid):
+            self.feedback.data.replace(uuid=uid, properties=properties)
+        else:
+            self.feedback.data.insert(properties, uuid=uid)
+
+    def feedback_rows(self) -> list[dict[str, Any]]:
+        return [dict(o.properties) for o in self.feedback.iterator()]

@@ -1,0 +1,168 @@
+"""The Weaviate server: the one pinned version, where its binary lives, how to run and reach it.
+
+* Embedded (default): weaviate-client's Weaviate Embedded starts the real server binary from
+  ``<binary_dir>/weaviate-v<ver>-<sha256("v<ver>")>`` (downloading it when it is missing and
+  the internet is reachable).
+* Where there is no internet but Go is: ``ensure_binary`` builds that same binary from the Go
+  module proxy (``go install github.com/weaviate/weaviate/cmd/weaviate-server@v<ver>``) and
+  puts it where Embedded looks.
+* ``WeaviateProcess`` runs the binary standalone (tests, benchmarks, fault injection).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+# The one place the server version is pinned (docker-compose.yaml uses the same; a test checks).
+WEAVIATE_VERSION = "1.38.14"
+GO_MODULE = "github.com/weaviate/weaviate/cmd/weaviate-server"
+
+
+def embedded_binary_path(binary_dir: str | Path, version: str = WEAVIATE_VERSION) -> Path:
+    tag = f"v{version}"
+    return Path(binary_dir) / f"weaviate-{tag}-{hashlib.sha256(tag.encode()).hexdigest()}"
+
+
+def ensure_binary(binary_dir: str | Path, version: str = WEAVIATE_VERSION, quiet: bool = False) -> Path:
+    """Return the server binary, building it with ``go install`` when it is missing."""
+    target = embedded_binary_path(binary_dir, version)
+    if target.exists():
+        return target
+    go = shutil.which("go")
+    if go is None:
+        raise RuntimeError(
+            f"Weaviate {version} is not at {target} and Go is not installed to build it. "
+            "With internet access Weaviate Embedded downloads it by itself."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="weaviate-build-") as gobin:
+        if not quiet:
+            print(f"Building Weaviate {version} with go install (a few minutes, once)...", file=sys.stderr)
+        env = {**os.environ, "GOBIN": gobin, "GOFLAGS": "-buildvcs=false"}
+        subprocess.run([go, "install", f"{GO_MODULE}@v{version}"], env=env, check=True)
+        built = Path(gobin) / "weaviate-server"
+        tmp = target.with_suffix(".partial")
+        shutil.copy2(built, tmp)
+        tmp.chmod(0o755)
+        tmp.rename(target)
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_environment(data_dir: str | Path, http_port: int, grpc_port: int) -> dict[str, str]:
+    """Environment for a single-node server on loopback (also what Embedded is given)."""
+    gossip = free_port()
+    return {
+        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
+        "PERSISTENCE_DATA_PATH": str(data_dir),
+        "DEFAULT_VECTORIZER_MODULE": "none",
+        "ENABLE_MODULES": "",
+        "DISABLE_TELEMETRY": "true",
+        "LOG_LEVEL": os.environ.get("WEAVIATE_LOG_LEVEL", "error"),
+        "QUERY_DEFAULTS_LIMIT": "25",
+        "GRPC_PORT": str(grpc_port),
+        "CLUSTER_IN_LOCALHOST": "true",
+        "CLUSTER_ADVERTISE_ADDR": "127.0.0.1",
+        "CLUSTER_HOSTNAME": "citebot-node-1",
+        "CLUSTER_GOSSIP_BIND_PORT": str(gossip),
+        "CLUSTER_DATA_BIND_PORT": str(gossip + 1),
+        "RAFT_PORT": str(gossip + 2),
+        "RAFT_INTERNAL_RPC_PORT": str(gossip + 3),
+        "RAFT_JOIN": f"citebot-node-1:{gossip + 2}",
+        "RAFT_BOOTSTRAP_EXPECT": "1",
+        "PROFILING_PORT": str(free_port()),
+        "GOMEMLIMIT": os.environ.get("GOMEMLIMIT", "2GiB"),
+    }
+
+
+class WeaviateProcess:
+    """A standalone Weaviate server process on loopback ports (tests, benchmarks, faults)."""
+
+    def __init__(self, binary: Path, data_dir: str | Path, http_port: int | None = None,
+                 grpc_port: int | None = None, log_path: str | Path | None = None) -> None:
+        self.binary = binary
+        self.data_dir = Path(data_dir)
+        self.http_port = http_port or free_port()
+        self.grpc_port = grpc_port or free_port()
+        self.log_path = Path(log_path) if log_path else self.data_dir.parent / "weaviate.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._env = server_environment(self.data_dir, self.http_port, self.grpc_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout_s: float = 90.0) -> "WeaviateProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(self.binary), "--host", "127.0.0.1", "--port", str(self.http_port), "--scheme", "http"],
+            env={**os.environ, **self._env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.wait_ready(timeout_s)
+        return self
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"Weaviate exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/v1/.well-known/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"Weaviate not ready after {timeout_s}s; see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, not a shutdown."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> "WeaviateProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    """``python -m citebot.weaviate_server [BINARY_DIR]``: make sure the pinned binary exists."""
+    from citebot.settings import Settings
+
+    binary_dir = sys.argv[1] if len(sys.argv) > 1 else Settings.from_env().weaviate_binary_dir
+    print(ensure_binary(binary_dir))
+
+
+if __name__ == "__main__":
+    main()

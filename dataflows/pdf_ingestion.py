@@ -1,0 +1,165 @@
+"""Ingestion dataflow: PDF bytes → pages → chunks → embeddings → stored in Weaviate.
+
+Hamilton module: every public function is a node named after what it returns; its
+parameters are the nodes (or inputs) it needs. The arXiv dataflow cuts in at ``pdf_bytes``
+and ``source_metadata``.
+
+Inputs: pdf_bytes, provenance, max_pdf_bytes, max_pages, chunk_chars, chunk_overlap_chars,
+embedder, store, parse_pool (an Executor or None), source_metadata ({} for plain PDFs).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import time
+import unicodedata
+from concurrent.futures import Executor
+from typing import Any
+
+from citebot.chunking import Chunk, chunk_pages
+from citebot.domain import IngestResult, Provenance
+from citebot.embeddings import Embedder
+from citebot.errors import CitebotError, NoExtractableText, StoreFailed
+from citebot.pdf_text import (PageText, check_pdf_bytes, extract_pages, is_text_page,
+                              largest_text_on_first_page, page_count, pdf_info)
+from citebot.store import ChunkRecord, Store
+
+# Pages per parallel extraction task; small PDFs are parsed in-process.
+PAGES_PER_TASK = 24
+# Chunks per embedding request / store call (embedding of batch i+1 overlaps storing batch i).
+CHUNKS_PER_BATCH = 64
+
+
+def checked_pdf(pdf_bytes: bytes, max_pdf_bytes: int) -> bytes:
+    """The PDF bytes, once size and signature are acceptable."""
+    check_pdf_bytes(pdf_bytes, max_pdf_bytes)
+    return pdf_bytes
+
+
+def document_id(checked_pdf: bytes) -> str:
+    """A document's identity: the SHA-256 of its bytes."""
+    return hashlib.sha256(checked_pdf).hexdigest()
+
+
+def page_total(checked_pdf: bytes, max_pages: int) -> int:
+    """Number of pages (raises for encrypted, corrupt or over-long PDFs)."""
+    return page_count(checked_pdf, max_pages)
+
+
+def page_texts(checked_pdf: bytes, page_total: int, parse_pool: Executor | None = None) -> list[PageText]:
+    """Text of every page, NFKC-normalised with hyphenation joined; page ranges are parsed in
+    parallel worker processes when a pool is given and the PDF is long enough to pay for it."""
+    ranges = [(start, min(start + PAGES_PER_TASK, page_total)) for start in range(0, page_total, PAGES_PER_TASK)]
+    if parse_pool is None or len(ranges) < 2:
+        return extract_pages(checked_pdf, 0, page_total)
+    futures = [parse_pool.submit(extract_pages, checked_pdf, start, end) for start, end in ranges]
+    return [page for future in futures for page in future.result()]
+
+
+def text_pages(page_texts: list[PageText]) -> list[PageText]:
+    """Pages with real text; a PDF without any (scanned, image-only) is refused."""
+    pages = [page for page in page_texts if is_text_page(page)]
+    if not pages:
+        raise NoExtractableText(
+            "The PDF has no extractable text (it looks scanned or image-only). "
+            "Run it through OCR and share the result.")
+    return pages
+
+
+def pdf_properties(checked_pdf: bytes) -> dict[str, str]:
+    """Title and author from the PDF's own metadata (often empty)."""
+    return pdf_info(checked_pdf)
+
+
+def first_page_title(checked_pdf: bytes) -> str:
+    """The largest upright text on page 1: a paper's title, usually."""
+    return largest_text_on_first_page(checked_pdf)
+
+
+def title(source_metadata: dict[str, Any], pdf_properties: dict[str, str], first_page_title: str,
+          provenance: Provenance) -> str:
+    """arXiv metadata, else PDF metadata, else the first page's largest text, else the file name."""
+    for candidate in (source_metadata.get("title"), pdf_properties.get("title"), first_page_title,
+                      provenance.filename):
+        if candidate and len(candidate.strip()) >= 3:
+            return unicodedata.normalize("NFKC", " ".join(candidate.split()))[:300]
+    return "Untitled document"
+
+
+def authors(source_metadata: dict[str, Any], pdf_properties: dict[str, str]) -> list[str]:
+    if source_metadata.get("authors"):
+        return list(source_metadata["authors"])
+    return [pdf_properties["author"]] if pdf_properties.get("author") else []
+
+
+def chunks(text_pages: list[PageText], chunk_chars: int, chunk_overlap_chars: int) -> list[Chunk]:
+    """Overlapping chunks of about ``chunk_chars`` characters, each with its page span."""
+    return chunk_pages(text_pages, chunk_chars, chunk_overlap_chars)
+
+
+def document_record(document_id: str, title: str, authors: list[str], page_total: int,
+                    provenance: Provenance, source_metadata: dict[str, Any]) -> dict[str, Any]:
+    """The document's properties as stored in Weaviate."""
+    return {
+        "document_id": document_id, "title": title, "authors": authors,
+        "source": provenance.source, "arxiv_id": source_metadata.get("arxiv_id", ""),
+        "link": source_metadata.get("link") or provenance.link, "filename": provenance.filename,
+        "pages": page_total, "chunks": 0, "added_by": provenance.user, "added_scope": provenance.scope.key,
+        "scopes": [provenance.scope.key],
+    }
+
+
+def stored_document(document_record: dict[str, Any], chunks: list[Chunk], embedder: Embedder,
+                    store: Store) -> dict[str, float]:
+    """Embeds and stores every chunk, all or nothing: on any failure the partial document is
+    removed and the error re-raised. Returns the seconds spent embedding and storing."""
+    doc_id = document_record["document_id"]
+    records = [ChunkRecord(doc_id, c.index, c.text, c.page_start, c.page_end) for c in chunks]
+    timings = {"embed": 0.0, "store": 0.0}
+    store.begin_document(document_record)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
+            pending: concurrent.futures.Future | None = None
+            for start in range(0, len(records), CHUNKS_PER_BATCH):
+                batch = records[start:start + CHUNKS_PER_BATCH]
+                began = time.perf_counter()
+                vectors = embedder.embed_documents([r.text for r in batch])
+                timings["embed"] += time.perf_counter() - began
+                if pending is not None:
+                    timings["store"] += pending.result()
+                pending = writer.submit(_timed_store, store, batch, vectors, document_record)
+            if pending is not None:
+                timings["store"] += pending.result()
+        store.finish_document(doc_id, len(records))
+    except BaseException as error:
+        _remove_quietly(store, doc_id)
+        if isinstance(error, CitebotError):
+            raise
+        if isinstance(error, Exception):
+            raise StoreFailed(f"Storing the document failed ({type(error).__name__}); nothing was kept. "
+                              "Please try again.") from error
+        raise
+    return timings
+
+
+def _timed_store(store: Store, batch: list[ChunkRecord], vectors: list[list[float]],
+                 record: dict[str, Any]) -> float:
+    began = time.perf_counter()
+    store.store_chunks(batch, vectors, record["title"], record["link"])
+    return time.perf_counter() - began
+
+
+def _remove_quietly(store: Store, doc_id: str) -> None:
+    try:
+        store.remove_document(doc_id)
+    except Exception:  # Weaviate may be down; the 'ingesting' record is cleaned up later
+        pass
+
+
+def ingest_result(document_record: dict[str, Any], chunks: list[Chunk], stored_document: dict[str, float]) -> IngestResult:
+    return IngestResult(
+        document_id=document_record["document_id"], title=document_record["title"],
+        authors=document_record["authors"], pages=document_record["pages"], chunks=len(chunks),
+        already_present=False, seconds=0.0, link=document_record["link"], arxiv_id=document_record["arxiv_id"],
+        timings=dict(stored_document))
