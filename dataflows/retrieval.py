@@ -17,6 +17,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from typing import Optional
 from concurrent.futures import ThreadPoolExecutor
 
 from hamilton.function_modifiers import config
@@ -160,8 +161,10 @@ def answer_prompt__summary(system_prompt: str, clean_question: str, numbered_sou
 
 @config.when(answer_source="llm")
 def draft_answer__llm(answer_prompt: Messages, numbered_sources: list[Citation], chat_model: ChatModel,
-                      on_partial: Callable[[str], None] | None) -> str:
-    """One model call over the numbered sources (none at all when nothing relevant was found)."""
+                      on_partial: Optional[Callable]) -> str:
+    """One model call over the numbered sources (none at all when nothing relevant was found).
+    ``on_partial(text_so_far)`` streams the answer as it is generated (``Optional[Callable]``
+    because Hamilton's input type check does not understand parametrised callables)."""
     if not numbered_sources:
         return NOT_IN_SOURCES
     return chat_model.complete(answer_prompt, on_partial=on_partial)

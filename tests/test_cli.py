@@ -1,0 +1,85 @@
+"""The `citebot` command as a user runs it (a real process, a real Weaviate)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from citebot.weaviate_server import free_port
+from tests.paths import NASTY, PDFS
+
+
+def run(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "citebot.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def cli_env(weaviate, tmp_path_factory) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_", "CITEBOT_", "WEAVIATE_"))}
+    env.update(WEAVIATE_URL=weaviate.url, WEAVIATE_GRPC_PORT=str(weaviate.grpc_port), CITEBOT_COLLECTION_PREFIX="Cli",
+               CITEBOT_DATA_DIR=str(tmp_path_factory.mktemp("cli-data")))
+    return env
+
+
+def test_ingest_ask_docs_forget(cli_env):
+    ingested = run(cli_env, "ingest", str(PDFS / "1706.03762.pdf"), str(NASTY / "encrypted_libreoffice-writer-password.pdf"))
+    assert ingested.returncode == 1  # one of the two failed
+    assert "1706.03762.pdf: Attention Is All You Need — 15 pages" in ingested.stdout
+    assert "encrypted_libreoffice-writer-password.pdf: The PDF is password-protected" in ingested.stdout
+    assert "Traceback" not in ingested.stderr
+
+    asked = run(cli_env, "ask", "Which optimizer did the Transformer use and with what betas?")
+    assert asked.returncode == 0, asked.stderr
+    assert "Adam" in asked.stdout and "Attention Is All You Need — p. 7" in asked.stdout
+
+    as_json = json.loads(run(cli_env, "--json", "ask", "What optimizer did the Transformer use?", "--top-k", "3").stdout)
+    assert as_json["citations"] and as_json["citations"][0]["title"] == "Attention Is All You Need"
+
+    docs = run(cli_env, "--json", "docs")
+    assert [d["title"] for d in json.loads(docs.stdout)] == ["Attention Is All You Need"]
+
+    forgot = run(cli_env, "forget", "attention")
+    assert forgot.returncode == 0 and "Forgot: Attention Is All You Need" in forgot.stdout
+    assert json.loads(run(cli_env, "--json", "docs").stdout) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ingest", "/nonexistent/paper.pdf"], "no such file"),
+    (["ask", "   "], "Ask a question in words"),
+    (["forget", "no such thing"], "No document here matches"),
+    (["arxiv", "not-an-id"], "is not an arXiv ID"),
+])
+def test_bad_input_is_one_clear_line_and_a_non_zero_exit(cli_env, args, message):
+    result = run(cli_env, *args)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 1
+
+
+def test_unreachable_weaviate_is_one_line(cli_env):
+    env = {**cli_env, "WEAVIATE_URL": f"http://127.0.0.1:{free_port()}", "WEAVIATE_GRPC_PORT": str(free_port())}
+    result = run(env, "docs", timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_embedded_default_persists_across_restarts(tmp_path):
+    """No WEAVIATE_URL: Weaviate Embedded runs the pinned binary; data survives a restart."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_", "CITEBOT_", "WEAVIATE_"))}
+    from citebot.settings import Settings
+
+    env.update(CITEBOT_DATA_DIR=str(tmp_path), WEAVIATE_EMBEDDED_PORT=str(free_port()),
+               WEAVIATE_EMBEDDED_GRPC_PORT=str(free_port()),
+               WEAVIATE_BINARY_DIR=Settings.from_env().weaviate_binary_dir)
+    first = run(env, "ingest", str(PDFS / "1111.2011.pdf"))
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "weaviate").is_dir()
+    second = run(env, "ask", "What is the critical point of the Bethe lattice model in the large connectivity limit?")
+    assert second.returncode == 0, second.stderr
+    assert "Quantum Criticality for Extended Nodes on a Bethe Lattice" in second.stdout
