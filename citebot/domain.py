@@ -91,7 +91,6 @@ class Answer:
     uncited: list[Citation]
     mode: Mode = "answer"
     grounded: bool = True  # False: nothing visible here answers the question
-    llm_calls: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -85,7 +85,7 @@ def server_environment(data_dir: str | Path, http_port: int, grpc_port: int) -> 
         "RAFT_INTERNAL_RPC_PORT": str(gossip + 3),
         "RAFT_JOIN": f"citebot-node-1:{gossip + 2}",
         "RAFT_BOOTSTRAP_EXPECT": "1",
-        "PROFILING_PORT": str(free_port()),
+        "GO_PROFILING_DISABLE": "true",
         "GOMEMLIMIT": os.environ.get("GOMEMLIMIT", "2GiB"),
     }
 

@@ -14,6 +14,7 @@ same chunks makes no per-chunk call.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -55,7 +56,7 @@ def clean_question(question: str) -> str:
     return text[:MAX_QUESTION_CHARS]
 
 
-def search_text(clean_question: str, history: Sequence[tuple[str, str]]) -> str:
+def search_text(clean_question: str, history: list[tuple[str, str]]) -> str:
     """What is searched for: a follow-up in a thread is searched together with the previous question."""
     earlier = [text for role, text in history if role == "user" and text.strip() and text.strip() != clean_question]
     return f"{earlier[-1][:500]} {clean_question}" if earlier else clean_question
@@ -122,7 +123,7 @@ def chunk_summary_prompt() -> str:
 
 @config.when(mode="answer")
 def answer_prompt__answer(system_prompt: str, clean_question: str, numbered_sources: list[Citation],
-                          relevant_chunks: list[ChunkHit], history: Sequence[tuple[str, str]]) -> Messages:
+                          relevant_chunks: list[ChunkHit], history: list[tuple[str, str]]) -> Messages:
     blocks = [f"[{s.n}] {s.title} — {s.pages}\n{chunk.text}" for s, chunk in zip(numbered_sources, relevant_chunks)]
     return _messages(system_prompt, history, "Sources:\n\n" + "\n\n".join(blocks), clean_question)
 
@@ -151,7 +152,7 @@ def chunk_summaries__extractive(relevant_chunks: list[ChunkHit]) -> list[str]:
 
 @config.when(mode="summary")
 def answer_prompt__summary(system_prompt: str, clean_question: str, numbered_sources: list[Citation],
-                           chunk_summaries: list[str], history: Sequence[tuple[str, str]]) -> Messages:
+                           chunk_summaries: list[str], history: list[tuple[str, str]]) -> Messages:
     blocks = [f"[{s.n}] {s.title} — {s.pages}\n{summary}" for s, summary in zip(numbered_sources, chunk_summaries)]
     question = f"{clean_question}\n\n(Give an overview that draws the sources together.)"
     return _messages(system_prompt, history, "Source summaries:\n\n" + "\n\n".join(blocks), question)
@@ -209,18 +210,33 @@ def checked_answer(draft_answer: str, numbered_sources: list[Citation]) -> str:
     return text
 
 
-def answer(clean_question: str, checked_answer: str, numbered_sources: list[Citation]) -> Answer:
+def answer(clean_question: str, checked_answer: str, numbered_sources: list[Citation],
+           relevant_chunks: list[ChunkHit]) -> Answer:
+    """The result: each cited source's excerpt is the sentence of its chunk that best supports
+    what the answer says with that citation."""
     cited_numbers = {int(n) for group in _CITATION.findall(checked_answer) for n in group.split(",")}
+    claims = {n: " ".join(line for line in re.split(r"(?<=[.!?\]])\s+|\n", checked_answer) if f"[{n}]" in line)
+              for n in cited_numbers}
+    citations = []
+    for source, chunk in zip(numbered_sources, relevant_chunks):
+        if source.n in cited_numbers:
+            source = replace(source, excerpt=_supporting_excerpt(claims[source.n], chunk.text) or source.excerpt)
+            citations.append(source)
     return Answer(
-        question=clean_question, text=checked_answer,
-        citations=[s for s in numbered_sources if s.n in cited_numbers],
+        question=clean_question, text=checked_answer, citations=citations,
         uncited=[s for s in numbered_sources if s.n not in cited_numbers],
         grounded=checked_answer != NO_ANSWER_TEXT)
 
 
+def _supporting_excerpt(claim: str, chunk_text: str) -> str:
+    words = _keywords(claim)
+    best = max(sentences(chunk_text), key=lambda s: len(words & _keywords(s)), default="")
+    return _excerpt(best) if best and words & _keywords(best) else ""
+
+
 # ---- helpers (private: not nodes) -------------------------------------------------------
 
-def _messages(system: str, history: Sequence[tuple[str, str]], sources: str, question: str) -> Messages:
+def _messages(system: str, history: list[tuple[str, str]], sources: str, question: str) -> Messages:
     messages: Messages = [{"role": "system", "content": system}]
     for role, text in list(history)[-6:]:
         messages.append({"role": "assistant" if role == "assistant" else "user", "content": text[:2000]})

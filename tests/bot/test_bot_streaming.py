@@ -1,0 +1,114 @@
+"""With a chat model (the stand-in OpenAI): the answer streams into the placeholder, then becomes
+Block Kit that respects Slack's limits and cannot ping anyone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.answering import ThrottledUpdater
+from bot.runner import BotServer
+from citebot.service import Citebot
+from citebot.settings import Settings
+from conftest import ATTENTION, USER, BotThread, Driver, new_channel, share_file, thread_texts
+from standins.openai_server import OpenAIStandin
+from standins.slack_server import SlackStandIn, blocks_error
+
+
+@pytest.fixture(scope="module")
+def llm_bot(bot_settings: Settings, slack: SlackStandIn) -> Iterator[tuple[BotThread, OpenAIStandin]]:
+    with OpenAIStandin() as openai:
+        settings = replace(bot_settings, openai_api_key="sk-standin", openai_base_url=openai.url + "/v1",
+                           embedding_backend="local", collection_prefix="BotTestLLM")
+        citebot = Citebot(settings)
+        bot = BotThread(BotServer(settings, citebot, host="127.0.0.1", port=0)).start()
+        try:
+            yield bot, openai
+        finally:
+            bot.stop()
+            citebot.close()
+
+
+def test_answer_streams_then_renders_safely_within_limits(llm_bot: tuple[BotThread, OpenAIStandin], slack: SlackStandIn) -> None:
+    bot, openai = llm_bot
+    driver = Driver(slack, bot, "http")
+    channel = new_channel(slack)
+    message, payload = share_file(slack, channel, ATTENTION.read_bytes(), "attention.pdf")
+    driver.deliver(payload)
+    slack.wait_for(lambda: thread_texts(slack, channel, message["ts"]), timeout=180)
+    # ~3700 characters in under 800 words (the completion limit), so Slack needs two sections.
+    long_tail = " ".join(f"Sentence{i}-about-**multi-head-attention**-in-the-encoder-and-decoder-stacks [1]." for i in range(60))
+    openai.next_replies.append(
+        "## Training\nThey trained with **Adam** [1], see [the paper](https://arxiv.org/abs/1706.03762). "
+        "<!channel> @here <@U0VICTIM> ping!\n- warmup 4000 steps [1]\n\n" + long_tail)
+    driver.command("/ask", "What optimizer was used to train the Transformer?", channel)
+    post = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if "asked:" in m["text"]])[0]
+    answer = driver.final_reply(channel, post["ts"])
+    chat = [r for r in openai.requests if r.path.endswith("/chat/completions")][-1]
+    assert chat.body["stream"] is True  # on_partial was passed, so the model streams
+    placeholder_updates = [c for c in slack.calls("chat.update") if c.args.get("ts") == answer["ts"]]
+    assert placeholder_updates and all(c.response["ok"] for c in placeholder_updates)
+    blocks = answer["blocks"]
+    assert blocks_error(blocks) is None and len(blocks) <= 50
+    shown = json.dumps(blocks, ensure_ascii=False)
+    assert "*Training*" in shown and "*Adam*" in shown
+    assert "<https://arxiv.org/abs/1706.03762|the paper>" in shown
+    assert "<!channel>" not in shown and "<@U0VICTIM>" not in shown and "@here" not in shown
+    assert "• warmup" in shown and "*Sources*" in shown
+    assert sum(1 for b in blocks if b.get("block_id", "").startswith("citebot-answer")) >= 2  # split, not cut
+
+
+def test_follow_up_passes_thread_history_to_the_model(llm_bot: tuple[BotThread, OpenAIStandin], slack: SlackStandIn) -> None:
+    bot, openai = llm_bot
+    driver = Driver(slack, bot, "http")
+    channel = new_channel(slack)
+    message, payload = share_file(slack, channel, ATTENTION.read_bytes(), "attention.pdf")
+    driver.deliver(payload)
+    slack.wait_for(lambda: thread_texts(slack, channel, message["ts"]), timeout=180)
+    question = slack.user_message(channel, USER, f"<@{slack.state.bot_user_id}> Which optimizer was used?")
+    driver.deliver(slack.app_mention_event(channel, question))
+    driver.final_reply(channel, question["ts"])
+    before = len(openai.requests)
+    follow = slack.user_message(channel, USER, "And its beta values?", thread_ts=question["ts"])
+    driver.deliver(slack.message_event(channel, follow))
+    slack.wait_for(lambda: len([m for m in slack.thread(channel, question["ts"]) if m.get("bot_id")]) == 2)
+    driver.final_reply(channel, question["ts"])
+    chats = [r for r in openai.requests[before:] if r.path.endswith("/chat/completions")]
+    sent = json.dumps(chats[-1].body["messages"], ensure_ascii=False)
+    assert "Which optimizer was used?" in sent and "And its beta values?" in sent
+
+
+def test_partial_text_from_a_worker_thread_is_throttled_to_one_update_per_interval(slack: SlackStandIn) -> None:
+    """The on_partial bridge: a worker thread pushes text 50 times over ~2.5 s; Slack sees at most
+    one chat.update per interval, the last partial, and nothing after close()."""
+    channel = new_channel(slack)
+
+    async def scenario() -> tuple[str, float]:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        ts = (await client.chat_postMessage(channel=channel, text="Thinking…"))["ts"]
+        updater = ThrottledUpdater(client, channel, ts, interval_s=1.0)
+
+        def worker() -> None:
+            text = ""
+            for i in range(50):
+                text += f"word{i} "
+                updater.push(text)
+                time.sleep(0.05)
+
+        started = time.monotonic()
+        await asyncio.to_thread(worker)
+        await asyncio.sleep(1.2)  # let the pump flush the last partial
+        await updater.close()
+        return ts, time.monotonic() - started
+
+    ts, seconds = asyncio.run(scenario())
+    updates = [c for c in slack.calls("chat.update") if c.args.get("ts") == ts]
+    assert 2 <= len(updates) <= int(seconds) + 1
+    assert "word49" in updates[-1].args["text"] and updates[-1].args["text"].endswith("▍")

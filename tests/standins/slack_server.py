@@ -1,0 +1,624 @@
+"""A stand-in Slack on 127.0.0.1 that speaks the real protocols the bot uses.
+
+* Web API (``<url>/api/<method>``): real response shapes (``ok``, ``ts``, ``channel``, ``message``,
+  ``error``), bearer-token checks (``invalid_auth`` / ``not_authed``), channel membership
+  (``not_in_channel``), and Slack's message limits (50 blocks, 3000 chars per section text) so a
+  message real Slack would reject (``invalid_blocks``) is rejected here too.
+* File downloads (``/files-pri/<team>-<file>/download/<name>``) behind the bot token; a wrong or
+  missing token gets a 200 HTML login page, as real Slack answers.
+* Socket Mode: ``apps.connections.open`` returns a ``ws://`` URL; the socket sends ``hello`` and
+  delivers envelopes (``events_api``, ``slash_commands``, ``interactive``); acks are recorded.
+* response_url hooks (``/hooks/commands/...``): what ``respond()`` posts is recorded.
+* HTTP mode: ``deliver_http`` signs a request with the signing secret and posts it to the bot.
+* Fault injection: ``faults.append(Fault(status=429, retry_after=1, path="chat.postMessage"))``.
+
+Everything a user would see is queryable: ``thread(channel, ts)``, ``channel_messages(channel)``,
+``responses`` (ephemeral / response_url), ``reactions``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from aiohttp import WSMsgType, web
+
+from .background import BackgroundServer, Fault, FaultQueue, Recorded, recording_middleware
+
+LOGIN_PAGE = (
+    "<!DOCTYPE html><html lang=\"en-US\"><head><meta charset=\"utf-8\"><title>Slack</title></head>"
+    "<body><div id=\"page\"><h1>Sign in to your workspace</h1>"
+    "<form action=\"/signin\" method=\"post\"><input type=\"email\" name=\"email\"></form></div></body></html>"
+)
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    member: bool = True  # is the bot in it?
+    is_im: bool = False
+    is_private: bool = False
+
+
+@dataclass
+class StoredFile:
+    meta: dict[str, Any]
+    content: bytes
+    always_html: bool = False  # simulate a file the token cannot reach (login page)
+
+
+@dataclass
+class ApiCall:
+    method: str
+    args: dict[str, Any]
+    response: dict[str, Any]
+
+
+@dataclass
+class Ack:
+    envelope_id: str
+    at: float
+    payload: dict[str, Any] | None
+
+
+@dataclass
+class SlackState:
+    team_id: str
+    bot_user_id: str
+    bot_id: str
+    channels: dict[str, Channel] = field(default_factory=dict)
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    files: dict[str, StoredFile] = field(default_factory=dict)
+    reactions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+
+def _error_renderer(fault: Fault, request: web.Request) -> web.StreamResponse:
+    error = fault.message or ("ratelimited" if fault.status == 429 else "internal_error")
+    return web.json_response({"ok": False, "error": error}, status=fault.status or 500, headers=fault.headers())
+
+
+def _section_texts(block: dict[str, Any]) -> list[str]:
+    texts = []
+    if isinstance(block.get("text"), dict):
+        texts.append(block["text"].get("text", ""))
+    for f in block.get("fields") or []:
+        texts.append(f.get("text", ""))
+    return texts
+
+
+def blocks_error(blocks: Any) -> str | None:
+    """What real Slack says about ``blocks`` (None: acceptable)."""
+    if blocks is None:
+        return None
+    if isinstance(blocks, str):
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            return "invalid_blocks_format"
+    if not isinstance(blocks, list) or len(blocks) > 50:
+        return "invalid_blocks"
+    for block in blocks:
+        if not isinstance(block, dict) or "type" not in block:
+            return "invalid_blocks"
+        if block["type"] == "section" and any(len(t) > 3000 for t in _section_texts(block)):
+            return "invalid_blocks"
+        if block["type"] == "header" and len(block.get("text", {}).get("text", "")) > 150:
+            return "invalid_blocks"
+        if block["type"] == "actions":
+            for element in block.get("elements", []):
+                if len(str(element.get("value", ""))) > 2000:
+                    return "invalid_blocks"
+    return None
+
+
+class SlackStandIn:
+    """The stand-in server plus helpers to play Slack's part in a test."""
+
+    def __init__(
+        self,
+        *,
+        team_id: str = "T111",
+        bot_token: str = "xoxb-111-222-standin",
+        app_token: str = "xapp-1-A111-standin",
+        signing_secret: str = "8f742231b10e8888abcd99yyyzzz85a5",
+        bot_user_id: str = "UBOT111",
+        bot_id: str = "BBOT111",
+        app_id: str = "A111",
+    ) -> None:
+        self.bot_token, self.app_token, self.signing_secret, self.app_id = bot_token, app_token, signing_secret, app_id
+        self.state = SlackState(team_id=team_id, bot_user_id=bot_user_id, bot_id=bot_id)
+        self.faults = FaultQueue()
+        self.requests: list[Recorded] = []
+        self.api_calls: list[ApiCall] = []
+        self.responses: list[dict[str, Any]] = []  # posted to response_url or chat.postEphemeral
+        self.acks: dict[str, Ack] = {}
+        self.sent: dict[str, float] = {}  # envelope_id -> when sent
+        self._lock = threading.RLock()
+        self._ts = itertools.count(1)
+        self._last_us = 0
+        self._sockets: list[web.WebSocketResponse] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.server = BackgroundServer(self._build_app())
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Self:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            for ws in list(self._sockets):
+                asyncio.run_coroutine_threadsafe(ws.close(), self._loop).result(timeout=5)
+        self.server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/"
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[recording_middleware(self.requests, self.faults, _error_renderer)])
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/files-pri/{key}/download/{name}", self._download)
+        app.router.add_get("/files-pri/{key}/{name}", self._download)
+        app.router.add_post("/hooks/commands/{rest:.*}", self._response_url)
+        app.router.add_get("/link/", self._socket)
+
+        async def remember_loop(_: web.Application) -> None:
+            self._loop = asyncio.get_running_loop()
+
+        app.on_startup.append(remember_loop)
+        return app
+
+    # --- workspace setup -------------------------------------------------------------------
+    def add_channel(self, channel_id: str, name: str = "", *, member: bool = True) -> Channel:
+        channel = Channel(
+            id=channel_id, name=name or channel_id.lower(), member=member,
+            is_im=channel_id.startswith("D"), is_private=channel_id.startswith("G"))
+        with self._lock:
+            self.state.channels[channel_id] = channel
+            self.state.messages.setdefault(channel_id, [])
+        return channel
+
+    def next_ts(self) -> str:
+        """A fresh message ts ("seconds.micros", increasing, unique across stand-in instances)."""
+        with self._lock:
+            self._last_us = max(int(time.time() * 1_000_000), self._last_us + 1)
+            return f"{self._last_us // 1_000_000}.{self._last_us % 1_000_000:06d}"
+
+    def add_file(
+        self, content: bytes, name: str, *, user: str = "U111", filetype: str = "", mimetype: str = "",
+        title: str | None = None, always_html: bool = False, file_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Store an uploaded file; return the Slack file object (as in events and files.info)."""
+        file_id = file_id or "F" + uuid.uuid4().hex[:10].upper()
+        team = self.state.team_id
+        ext = name.rsplit(".", 1)[-1].lower() if "." in name else "binary"
+        meta = {
+            "id": file_id, "created": int(time.time()), "timestamp": int(time.time()),
+            "name": name, "title": title if title is not None else name,
+            "mimetype": mimetype or {"pdf": "application/pdf", "png": "image/png", "txt": "text/plain"}.get(ext, "application/octet-stream"),
+            "filetype": filetype or ext, "pretty_type": (filetype or ext).upper(), "user": user,
+            "editable": False, "size": len(content), "mode": "hosted", "is_external": False, "external_type": "",
+            "is_public": True, "public_url_shared": False, "display_as_bot": False, "username": "",
+            "url_private": f"{self.url}/files-pri/{team}-{file_id}/{name}",
+            "url_private_download": f"{self.url}/files-pri/{team}-{file_id}/download/{name}",
+            "permalink": f"https://standin.slack.com/files/{user}/{file_id}/{name}",
+            "permalink_public": f"https://slack-files.com/{team}-{file_id}-0a1b2c3d4e",
+            "has_rich_preview": False, "channels": [], "groups": [], "ims": [], "shares": {},
+        }
+        with self._lock:
+            self.state.files[file_id] = StoredFile(meta, content, always_html)
+        return dict(meta)
+
+    # --- what a user does (stored so conversations.replies sees it) ------------------------
+    def user_message(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None,
+        files: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        ts = self.next_ts()
+        message: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": ts, "team": self.state.team_id}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        if files:
+            message["files"] = files
+            message["upload"] = False
+            message["subtype"] = "file_share"
+            with self._lock:
+                for f in files:
+                    stored = self.state.files[f["id"]]
+                    channel_obj = self.state.channels[channel]
+                    kind = "private" if channel_obj.is_private or channel_obj.is_im else "public"
+                    share = {"ts": ts, "channel_name": channel_obj.name, "team_id": self.state.team_id,
+                             "reply_count": 0, "reply_users": [], "reply_users_count": 0}
+                    if thread_ts:
+                        share["thread_ts"] = thread_ts
+                    stored.meta["shares"].setdefault(kind, {})[channel] = [share]
+                    stored.meta["channels" if kind == "public" else "groups"].append(channel)
+        self._store(channel, message)
+        return message
+
+    # --- queries ---------------------------------------------------------------------------
+    def channel_messages(self, channel: str) -> list[dict[str, Any]]:
+        """Top-level messages (what the channel shows), oldest first."""
+        with self._lock:
+            return [dict(m) for m in self.state.messages.get(channel, [])
+                    if m.get("thread_ts") in (None, m["ts"])]
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """Replies in the thread under ``ts`` (without the parent), oldest first."""
+        with self._lock:
+            return [dict(m) for m in self.state.messages.get(channel, [])
+                    if m.get("thread_ts") == ts and m["ts"] != ts]
+
+    def bot_messages(self, channel: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            channels = [channel] if channel else list(self.state.messages)
+            return [dict(m) | {"channel": c} for c in channels for m in self.state.messages.get(c, [])
+                    if m.get("bot_id") == self.state.bot_id]
+
+    def reactions_on(self, channel: str, ts: str) -> list[str]:
+        with self._lock:
+            return list(self.state.reactions.get((channel, ts), []))
+
+    def calls(self, method: str) -> list[ApiCall]:
+        with self._lock:
+            return [c for c in self.api_calls if c.method == method]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05) -> Any:
+        """Poll ``predicate`` until it returns something truthy; return it (AssertionError on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+            time.sleep(interval)
+
+    # --- Web API ---------------------------------------------------------------------------
+    def _store(self, channel: str, message: dict[str, Any]) -> None:
+        with self._lock:
+            self.state.messages.setdefault(channel, []).append(message)
+
+    def _find(self, channel: str, ts: str) -> dict[str, Any] | None:
+        for m in self.state.messages.get(channel, []):
+            if m["ts"] == ts:
+                return m
+        return None
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        if request.body_exists:  # (already read by the recording middleware; aiohttp caches it)
+            if request.content_type == "application/json":
+                args.update(await request.json())
+            else:
+                args.update(dict(await request.post()))
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or args.pop("token", "")
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if not token:
+            body: dict[str, Any] = {"ok": False, "error": "not_authed"}
+        elif token != expected:
+            body = {"ok": False, "error": "invalid_auth"}
+        else:
+            handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+            body = handler(args) if handler else {"ok": False, "error": "unknown_method"}
+        with self._lock:
+            self.api_calls.append(ApiCall(method, args, body))
+        headers = {"x-oauth-scopes": "app_mentions:read,channels:history,chat:write,commands,files:read,groups:history,im:history,reactions:write"}
+        return web.json_response(body, headers=headers)
+
+    def _channel_error(self, channel_id: str, *, need_member: bool = True) -> dict[str, Any] | None:
+        channel = self.state.channels.get(channel_id)
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if need_member and not channel.member:
+            return {"ok": False, "error": "not_in_channel"}
+        return None
+
+    def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": "https://standin.slack.com/", "team": "Stand-in", "user": "citebot",
+                "team_id": self.state.team_id, "user_id": self.state.bot_user_id, "bot_id": self.state.bot_id,
+                "is_enterprise_install": False}
+
+    def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        ws_url = self.url.replace("http://", "ws://") + f"/link/?ticket={uuid.uuid4()}&app_id={self.app_id}"
+        return {"ok": True, "url": ws_url}
+
+    def _message_fields(self, args: dict[str, Any]) -> tuple[str | None, Any]:
+        blocks = args.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        text = args.get("text")
+        if blocks_error(blocks):
+            return blocks_error(blocks), None
+        if not text and not blocks:
+            return "no_text", None
+        if text and len(text) > 40000:
+            return "msg_too_long", None
+        return None, blocks
+
+    def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel", "")
+        with self._lock:
+            if error := self._channel_error(channel):
+                return error
+            error, blocks = self._message_fields(args)
+            if error:
+                return {"ok": False, "error": error}
+            message: dict[str, Any] = {
+                "type": "message", "subtype": "bot_message", "user": self.state.bot_user_id,
+                "bot_id": self.state.bot_id, "app_id": self.app_id, "team": self.state.team_id,
+                "text": args.get("text") or "", "ts": self.next_ts(),
+            }
+            if blocks:
+                message["blocks"] = blocks
+            if args.get("thread_ts"):
+                if self._find(channel, args["thread_ts"]) is None:
+                    return {"ok": False, "error": "thread_not_found"}
+                message["thread_ts"] = args["thread_ts"]
+            if args.get("metadata"):
+                message["metadata"] = args["metadata"]
+            message["updates"] = 0
+            self._store(channel, message)
+            shown = {k: v for k, v in message.items() if k != "updates"}
+            return {"ok": True, "channel": channel, "ts": message["ts"], "message": shown}
+
+    def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = args.get("channel", ""), args.get("ts", "")
+        with self._lock:
+            if error := self._channel_error(channel):
+                return error
+            message = self._find(channel, ts)
+            if message is None:
+                return {"ok": False, "error": "message_not_found"}
+            if message.get("bot_id") != self.state.bot_id:
+                return {"ok": False, "error": "cant_update_message"}
+            error, blocks = self._message_fields(args)
+            if error:
+                return {"ok": False, "error": error}
+            message["text"] = args.get("text") or ""
+            if "blocks" in args:
+                message["blocks"] = blocks or []
+            message["updates"] += 1
+            message["edited"] = {"user": self.state.bot_user_id, "ts": self.next_ts()}
+            shown = {k: v for k, v in message.items() if k != "updates"}
+            return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": shown}
+
+    def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel", "")
+        with self._lock:
+            if error := self._channel_error(channel):
+                return error
+            error, blocks = self._message_fields(args)
+            if error:
+                return {"ok": False, "error": error}
+            self.responses.append({"via": "chat.postEphemeral", "channel": channel, "user": args.get("user"),
+                                   "text": args.get("text") or "", "blocks": blocks, "response_type": "ephemeral"})
+            return {"ok": True, "message_ts": self.next_ts()}
+
+    def _m_reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts, name = args.get("channel", ""), args.get("timestamp", ""), args.get("name", "")
+        with self._lock:
+            if error := self._channel_error(channel):
+                return error
+            if self._find(channel, ts) is None:
+                return {"ok": False, "error": "message_not_found"}
+            names = self.state.reactions.setdefault((channel, ts), [])
+            if name in names:
+                return {"ok": False, "error": "already_reacted"}
+            names.append(name)
+            return {"ok": True}
+
+    def _m_reactions_remove(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts, name = args.get("channel", ""), args.get("timestamp", ""), args.get("name", "")
+        with self._lock:
+            names = self.state.reactions.get((channel, ts), [])
+            if name not in names:
+                return {"ok": False, "error": "no_reaction"}
+            names.remove(name)
+            return {"ok": True}
+
+    def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = args.get("channel", ""), args.get("ts", "")
+        with self._lock:
+            if error := self._channel_error(channel):
+                return error
+            parent = self._find(channel, ts)
+            if parent is None:
+                return {"ok": False, "error": "thread_not_found"}
+            root = parent.get("thread_ts") or parent["ts"]
+            messages = [{k: v for k, v in m.items() if k != "updates"} for m in self.state.messages[channel]
+                        if m["ts"] == root or m.get("thread_ts") == root]
+            return {"ok": True, "messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
+
+    def _m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            channel = self.state.channels.get(args.get("channel", ""))
+            if channel is None:
+                return {"ok": False, "error": "channel_not_found"}
+            return {"ok": True, "channel": {"id": channel.id, "name": channel.name, "is_member": channel.member,
+                                            "is_im": channel.is_im, "is_private": channel.is_private,
+                                            "is_channel": not (channel.is_im or channel.is_private)}}
+
+    def _m_files_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            stored = self.state.files.get(args.get("file", ""))
+            if stored is None:
+                return {"ok": False, "error": "file_not_found"}
+            return {"ok": True, "file": json.loads(json.dumps(stored.meta)), "comments": [],
+                    "response_metadata": {"next_cursor": ""}}
+
+    # --- files, response_url, Socket Mode --------------------------------------------------
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        key = request.match_info["key"]
+        file_id = key.split("-", 1)[1] if "-" in key else ""
+        stored = self.state.files.get(file_id)
+        auth = request.headers.get("Authorization", "")
+        if stored is None or stored.always_html or auth != f"Bearer {self.bot_token}":
+            return web.Response(text=LOGIN_PAGE, content_type="text/html")
+        return web.Response(body=stored.content, content_type=stored.meta["mimetype"])
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        with self._lock:
+            self.responses.append({"via": "response_url", "path": request.path, **body})
+        return web.Response(text="ok")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": len(self._sockets),
+                            "debug_info": {"host": "standin", "approximate_connection_time": 18060},
+                            "connection_info": {"app_id": self.app_id}})
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    data = json.loads(msg.data)
+                    if "envelope_id" in data:
+                        with self._lock:
+                            self.acks[data["envelope_id"]] = Ack(data["envelope_id"], time.monotonic(), data.get("payload"))
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    @property
+    def socket_connected(self) -> bool:
+        return bool(self._sockets)
+
+    def send_envelope(self, kind: str, payload: dict[str, Any], *, retry_attempt: int = 0) -> str:
+        """Deliver one Socket Mode envelope (events_api, slash_commands, interactive); return its id."""
+        if not self._sockets or self._loop is None:
+            raise RuntimeError("no Socket Mode connection")
+        envelope_id = str(uuid.uuid4())
+        envelope: dict[str, Any] = {"envelope_id": envelope_id, "payload": payload, "type": kind,
+                                    "accepts_response_payload": kind != "events_api"}
+        if kind == "events_api":
+            envelope["retry_attempt"] = retry_attempt
+            envelope["retry_reason"] = "timeout" if retry_attempt else ""
+        self.sent[envelope_id] = time.monotonic()
+        ws = self._sockets[-1]
+        asyncio.run_coroutine_threadsafe(ws.send_json(envelope), self._loop).result(timeout=5)
+        return envelope_id
+
+    def wait_ack(self, envelope_id: str, timeout: float = 3.0) -> Ack:
+        """Slack's limit: an envelope unacknowledged after 3 seconds is a failure."""
+        return self.wait_for(lambda: self.acks.get(envelope_id), timeout=timeout)
+
+    # --- HTTP mode -------------------------------------------------------------------------
+    def sign(self, body: str, timestamp: int | None = None, secret: str | None = None) -> dict[str, str]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        base = f"v0:{ts}:{body}".encode()
+        digest = hmac.new((secret or self.signing_secret).encode(), base, hashlib.sha256).hexdigest()
+        return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+    def deliver_http(
+        self, url: str, body: dict[str, Any] | str, *, retry_num: int | None = None,
+        headers: dict[str, str] | None = None, signed: bool = True, timeout: float = 10.0,
+    ) -> tuple[int, str, float]:
+        """POST to the bot's Request URL like Slack does; return (status, body, seconds taken).
+
+        ``body``: a dict is sent as JSON (Events API) unless it has ``command`` or ``payload``
+        (form-encoded slash command / interactivity), a str is sent as is (form-encoded).
+        """
+        if isinstance(body, dict) and "type" in body and "command" not in body:
+            raw, content_type = json.dumps(body), "application/json"
+        elif isinstance(body, dict):
+            raw, content_type = urllib.parse.urlencode(body), "application/x-www-form-urlencoded"
+        else:
+            raw, content_type = body, "application/x-www-form-urlencoded"
+        all_headers = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
+        if signed:
+            all_headers |= self.sign(raw)
+        if retry_num is not None:
+            all_headers |= {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+        all_headers |= headers or {}
+        request = urllib.request.Request(url, data=raw.encode(), headers=all_headers, method="POST")
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read().decode(), time.monotonic() - started
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(), time.monotonic() - started
+
+    # --- payloads (shapes of the real ones in shared/testdata/slack) -----------------------
+    def response_url(self) -> str:
+        return f"{self.url}/hooks/commands/{self.state.team_id}/{next(self._ts)}/{uuid.uuid4().hex[:24]}"
+
+    def slash_command(self, command: str, text: str, *, channel: str, user: str = "U111") -> dict[str, str]:
+        channel_obj = self.state.channels.get(channel)
+        return {
+            "token": "verification_token", "team_id": self.state.team_id, "team_domain": "standin",
+            "channel_id": channel, "channel_name": channel_obj.name if channel_obj else "unknown",
+            "user_id": user, "user_name": user.lower(), "command": command, "text": text,
+            "api_app_id": self.app_id, "is_enterprise_install": "false",
+            "response_url": self.response_url(), "trigger_id": f"{next(self._ts)}.{next(self._ts)}.{uuid.uuid4().hex}",
+        }
+
+    def event_callback(self, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+        return {
+            "token": "verification_token", "team_id": self.state.team_id, "api_app_id": self.app_id,
+            "event": event, "type": "event_callback",
+            "event_id": event_id or "Ev" + uuid.uuid4().hex[:10].upper(), "event_time": int(time.time()),
+            "authorizations": [{"enterprise_id": None, "team_id": self.state.team_id,
+                                "user_id": self.state.bot_user_id, "is_bot": True, "is_enterprise_install": False}],
+            "is_ext_shared_channel": False, "event_context": "4-" + uuid.uuid4().hex,
+        }
+
+    def message_event(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
+        """The ``message`` event for a stored message (channel_type from the channel id)."""
+        channel_obj = self.state.channels[channel]
+        channel_type = "im" if channel_obj.is_im else "group" if channel_obj.is_private else "channel"
+        event = {k: v for k, v in message.items() if k != "updates"}
+        event |= {"channel": channel, "event_ts": message["ts"], "channel_type": channel_type}
+        return self.event_callback(event)
+
+    def app_mention_event(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
+        event = {k: v for k, v in message.items() if k not in ("updates", "subtype", "upload")}
+        event |= {"type": "app_mention", "channel": channel, "event_ts": message["ts"]}
+        return self.event_callback(event)
+
+    def file_shared_event(self, channel: str, file_id: str, user: str = "U111") -> dict[str, Any]:
+        return self.event_callback({"type": "file_shared", "file_id": file_id, "user_id": user,
+                                    "file": {"id": file_id}, "channel_id": channel, "event_ts": self.next_ts()})
+
+    def block_action(
+        self, *, channel: str, message_ts: str, action: dict[str, Any], user: str = "U111",
+    ) -> dict[str, Any]:
+        """An ``interactive`` block_actions payload for a click on a button of a bot message."""
+        with self._lock:
+            message = self._find(channel, message_ts) or {}
+        return {
+            "type": "block_actions", "user": {"id": user, "username": user.lower(), "team_id": self.state.team_id},
+            "api_app_id": self.app_id, "token": "verification_token",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
+            "trigger_id": f"{next(self._ts)}.{uuid.uuid4().hex}", "team": {"id": self.state.team_id, "domain": "standin"},
+            "enterprise": None, "is_enterprise_install": False, "channel": {"id": channel, "name": channel.lower()},
+            "message": {k: v for k, v in message.items() if k != "updates"}, "state": {"values": {}},
+            "response_url": self.response_url(),
+            "actions": [action | {"action_ts": f"{time.time():.6f}"}],
+        }
