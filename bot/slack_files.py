@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from citebot.errors import DownloadFailed, EmptyFile, NotAPdf, PdfTooLarge
+from citebot.downloads import fetch_pdf
+from citebot.errors import DownloadFailed, PdfTooLarge
 
 SLACK_FILE_HOST_SUFFIXES = (".slack.com", ".slack-edge.com", ".slack-gov.com")
 
@@ -44,43 +44,18 @@ def _allowed(url: str, api_url: str) -> bool:
     return target.scheme == "https" and (host == "slack.com" or host.endswith(SLACK_FILE_HOST_SUFFIXES))
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MiB"
-
-
 async def download_pdf(
     file: dict[str, Any], *, token: str, api_url: str, max_bytes: int, timeout_s: float,
 ) -> bytes:
-    """The bytes of a Slack-hosted PDF, or a ``CitebotError`` saying why not."""
+    """The bytes of a Slack-hosted file, or a ``CitebotError`` saying why not (ingestion then
+    checks that they are a PDF)."""
     name = file.get("name") or "the file"
     url = file.get("url_private_download") or ""
     if not url or not _allowed(url, api_url):
         raise DownloadFailed(f"I can't download {name}: Slack did not give me a download link for it.")
     declared = int(file.get("size") or 0)
     if declared > max_bytes:
-        raise PdfTooLarge(f"{name} is {_mib(declared)}; the limit is {_mib(max_bytes)}.")
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(url, headers={"Authorization": f"Bearer {token}"}, max_redirects=3) as resp:
-                if resp.status != 200:
-                    raise DownloadFailed(f"Slack refused the download of {name} (HTTP {resp.status}). Try sharing it again.")
-                if resp.content_type == "text/html":
-                    raise DownloadFailed(
-                        f"I can't access {name}: Slack sent a login page instead of the file. "
-                        "Make sure I'm a member of this channel and the app has the `files:read` scope.")
-                body = bytearray()
-                async for chunk in resp.content.iter_chunked(64 * 1024):
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise PdfTooLarge(f"{name} is larger than the limit of {_mib(max_bytes)}.")
-    except (aiohttp.ClientError, TimeoutError) as error:
-        raise DownloadFailed(f"Downloading {name} from Slack failed ({type(error).__name__}). Try again.") from error
-    if not body:
-        raise EmptyFile(f"{name} is empty (0 bytes).")
-    head = bytes(body[:1024])
-    if b"%PDF-" not in head:
-        if head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
-            raise DownloadFailed(f"I can't access {name}: Slack sent a web page instead of the file.")
-        raise NotAPdf(f"{name} is not a PDF (it does not start with the %PDF- signature).")
-    return bytes(body)
+        raise PdfTooLarge(f"{name} is {declared / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.1f} MiB.")
+    return await fetch_pdf(
+        url, max_bytes, timeout_s, headers={"Authorization": f"Bearer {token}"}, name=name,
+        no_access_hint="Make sure I'm a member of this channel and the app has the `files:read` scope.")

@@ -1,5 +1,5 @@
 """Fetching a PDF over HTTP with aiohttp: a timeout, a size cap enforced while streaming, and
-refusal of HTML pages (a login page means no access)."""
+refusal of HTML pages (a login page means no access). Used for arXiv and for Slack files."""
 
 from __future__ import annotations
 
@@ -10,33 +10,32 @@ import aiohttp
 from citebot.errors import DownloadFailed, PdfTooLarge
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
 async def fetch_pdf(url: str, max_bytes: int, timeout_s: float, headers: dict[str, str] | None = None,
-                    session: aiohttp.ClientSession | None = None) -> bytes:
-    own = session is None
-    session = session or aiohttp.ClientSession()
+                    name: str = "The PDF", no_access_hint: str = "") -> bytes:
+    """The body at ``url`` (empty bodies and signatures are checked by ingestion)."""
     try:
-        async with session.get(url, headers=headers or {}, timeout=aiohttp.ClientTimeout(total=timeout_s),
-                               allow_redirects=True) as response:
-            if response.status == 404:
-                raise DownloadFailed("The PDF was not found at its address (HTTP 404).")
-            if response.status >= 400:
-                raise DownloadFailed(f"The PDF download failed with HTTP {response.status}; try again later.")
-            if "text/html" in response.headers.get("Content-Type", ""):
-                raise DownloadFailed("The download returned a web page instead of the PDF: citebot has no access "
-                                     "to that file.")
-            if response.content_length and response.content_length > max_bytes:
-                raise PdfTooLarge(f"The PDF is {response.content_length / 2**20:.1f} MiB; "
-                                  f"the limit is {max_bytes / 2**20:.0f} MiB.")
-            body = bytearray()
-            async for block in response.content.iter_chunked(1 << 16):
-                body.extend(block)
-                if len(body) > max_bytes:
-                    raise PdfTooLarge(f"The PDF is larger than the {max_bytes / 2**20:.0f} MiB limit.")
-            return bytes(body)
-    except asyncio.TimeoutError as error:
-        raise DownloadFailed(f"The PDF download timed out after {timeout_s:.0f} s; try again later.") from error
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+            async with session.get(url, headers=headers or {}, max_redirects=3) as response:
+                if response.status == 404:
+                    raise DownloadFailed(f"{name} was not found at its address (HTTP 404).")
+                if response.status != 200:
+                    raise DownloadFailed(f"The download of {name} failed with HTTP {response.status}; try again later.")
+                if response.content_type == "text/html":
+                    raise DownloadFailed(f"I can't access {name}: the server sent a login page instead of the "
+                                         f"file. {no_access_hint}".strip())
+                if response.content_length and response.content_length > max_bytes:
+                    raise PdfTooLarge(f"{name} is {_mib(response.content_length)}; the limit is {_mib(max_bytes)}.")
+                body = bytearray()
+                async for block in response.content.iter_chunked(1 << 16):
+                    body.extend(block)
+                    if len(body) > max_bytes:
+                        raise PdfTooLarge(f"{name} is larger than the limit of {_mib(max_bytes)}.")
+                return bytes(body)
+    except (asyncio.TimeoutError, TimeoutError) as error:
+        raise DownloadFailed(f"The download of {name} timed out after {timeout_s:.0f} s; try again later.") from error
     except aiohttp.ClientError as error:
-        raise DownloadFailed(f"The PDF download failed ({type(error).__name__}); try again later.") from error
-    finally:
-        if own:
-            await session.close()
+        raise DownloadFailed(f"The download of {name} failed ({type(error).__name__}); try again later.") from error

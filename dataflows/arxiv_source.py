@@ -53,7 +53,8 @@ def source_metadata(arxiv_id: str, arxiv_metadata: dict[str, Any], arxiv_abs_url
 def pdf_bytes(arxiv_id: str, arxiv_metadata: dict[str, Any], arxiv_pdf_url: str, download_timeout_s: float,
               max_pdf_bytes: int) -> bytes:
     """The paper's PDF (only fetched once its metadata exists)."""
-    return asyncio.run(fetch_pdf(arxiv_pdf_url.format(id=arxiv_id), max_pdf_bytes, download_timeout_s))
+    return asyncio.run(fetch_pdf(arxiv_pdf_url.format(id=arxiv_id), max_pdf_bytes, download_timeout_s,
+                                 name=f"The PDF of {arxiv_id}"))
 
 
 class _TimeoutSession(requests.Session):

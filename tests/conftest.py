@@ -11,6 +11,7 @@ from citebot.settings import Settings
 from citebot.weaviate_server import WeaviateProcess, ensure_binary
 
 from tests.paths import PDFS, TESTDATA
+from tests.standins.settings import with_standins
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +38,7 @@ def base_settings(weaviate: WeaviateProcess, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="session")
 def openai_standin():
-    from standins.openai_server import OpenAIStandin
+    from tests.standins.openai_server import OpenAIStandin
 
     with OpenAIStandin() as server:
         yield server
@@ -45,20 +46,10 @@ def openai_standin():
 
 @pytest.fixture(scope="session")
 def arxiv_standin():
-    from standins.arxiv_server import ArxivStandin
+    from tests.standins.arxiv_server import ArxivStandin
 
     with ArxivStandin(TESTDATA) as server:
         yield server
-
-
-def with_standins(settings: Settings, arxiv=None, openai=None, **changes) -> Settings:
-    """Settings pointed at the stand-in servers, exactly as a user points them at real services."""
-    if arxiv is not None:
-        changes.update(arxiv_api_url=f"{arxiv.url}/api/query", arxiv_pdf_url=f"{arxiv.url}/pdf/{{id}}")
-    if openai is not None:
-        changes.update(openai_api_key="sk-test", openai_base_url=f"{openai.url}/v1", model_max_retries=3,
-                       model_timeout_s=5.0)
-    return replace(settings, **changes)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from citebot import errors
 from citebot.domain import Provenance, Scope
 from citebot.service import Citebot
-from conftest import with_standins
+from tests.standins.settings import with_standins
 from tests.paths import PDFS
 
 SCOPE = Scope("T-models", "C-models")

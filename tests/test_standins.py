@@ -14,9 +14,9 @@ import arxiv
 import openai
 import pytest
 
-from standins.arxiv_server import DEFAULT_TESTDATA as TESTDATA, ArxivStandin
-from standins.background import Fault
-from standins.openai_server import NO_SOURCES_REPLY, NOT_FOUND_REPLY, OpenAIStandin, embed
+from tests.standins.arxiv_server import DEFAULT_TESTDATA as TESTDATA, ArxivStandin
+from tests.standins.background import Fault
+from tests.standins.openai_server import NO_SOURCES_REPLY, NOT_FOUND_REPLY, OpenAIStandin, embed
 
 pytestmark = pytest.mark.skipif(not (TESTDATA / "arxiv").is_dir(), reason="shared testdata not found")
 

@@ -10,8 +10,8 @@ import pytest
 from bot.runner import check_tokens, check_with_slack
 from citebot.errors import CitebotError
 from citebot.settings import Settings
-from conftest import NASTY, USER, Driver, new_channel, share_file, thread_texts, wait_quiet
-from standins.slack_server import SlackStandIn
+from tests.bot.harness import NASTY, USER, Driver, new_channel, share_file, thread_texts, wait_quiet
+from tests.standins.slack_server import SlackStandIn
 
 
 def test_arxiv_ids_are_indexed_with_one_reply_each(driver: Driver, slack: SlackStandIn) -> None:

@@ -9,9 +9,9 @@ import pytest
 
 from bot import messages
 from citebot.service import Citebot
-from conftest import ATTENTION, USER, Driver, new_channel, share_file, thread_texts, wait_quiet
-from standins.background import Fault
-from standins.slack_server import SlackStandIn
+from tests.bot.harness import ATTENTION, USER, Driver, new_channel, share_file, thread_texts, wait_quiet
+from tests.standins.background import Fault
+from tests.standins.slack_server import SlackStandIn
 
 QUESTION = "What optimizer was used to train the Transformer?"
 

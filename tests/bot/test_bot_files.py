@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ATTENTION, NASTY, Driver, new_channel, share_file, thread_texts, wait_quiet
-from standins.slack_server import SlackStandIn
+from tests.bot.harness import ATTENTION, NASTY, Driver, new_channel, share_file, thread_texts, wait_quiet
+from tests.standins.slack_server import SlackStandIn
 
 
 def test_shared_pdf_is_indexed_once_with_progress_reactions(driver: Driver, slack: SlackStandIn) -> None:

@@ -10,8 +10,8 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from bot.runner import BotServer
 from citebot.service import Citebot
 from citebot.settings import Settings
-from conftest import SLACK_DATA, BotThread, Driver, new_channel
-from standins.slack_server import SlackStandIn
+from tests.bot.harness import SLACK_DATA, BotThread, Driver, new_channel
+from tests.standins.slack_server import SlackStandIn
 
 VECTOR_BODY = (SLACK_DATA / "slash_command.signed.python-slack-sdk.txt").read_text()
 VECTOR = json.loads((SLACK_DATA / "slash_command.signed.headers.json").read_text())

@@ -7,7 +7,7 @@ import pytest
 from bot import messages
 from bot.answering import UsageError, parse_ask, thread_history
 from citebot.domain import Answer, Citation, DocumentInfo
-from standins.slack_server import blocks_error
+from tests.standins.slack_server import blocks_error
 
 
 def _citation(n: int, excerpt: str = "We used the Adam optimizer.", title: str = "Attention Is All You Need") -> Citation:

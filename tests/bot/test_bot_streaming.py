@@ -17,9 +17,9 @@ from bot.answering import ThrottledUpdater
 from bot.runner import BotServer
 from citebot.service import Citebot
 from citebot.settings import Settings
-from conftest import ATTENTION, USER, BotThread, Driver, new_channel, share_file, thread_texts
-from standins.openai_server import OpenAIStandin
-from standins.slack_server import SlackStandIn, blocks_error
+from tests.bot.harness import ATTENTION, USER, BotThread, Driver, new_channel, share_file, thread_texts
+from tests.standins.openai_server import OpenAIStandin
+from tests.standins.slack_server import SlackStandIn, blocks_error
 
 
 @pytest.fixture(scope="module")

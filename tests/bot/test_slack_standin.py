@@ -11,7 +11,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from standins.slack_server import LOGIN_PAGE, SlackStandIn
+from tests.standins.slack_server import LOGIN_PAGE, SlackStandIn
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_socket_mode_hello_envelopes_and_acks(standin: SlackStandIn) -> None:
 
 
 def test_rate_limit_fault_is_a_real_429(standin: SlackStandIn) -> None:
-    from standins.background import Fault
+    from tests.standins.background import Fault
 
     standin.faults.append(Fault(status=429, retry_after=2, path="chat.postMessage"))
     request = urllib.request.Request(standin.api_url + "chat.postMessage", data=b"channel=C1&text=x",
