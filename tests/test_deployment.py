@@ -289,7 +289,7 @@ def _old_weaviate_app():  # noqa: ANN202
 
 @pytest.fixture(scope="module")
 def slack() -> Iterator[object]:
-    from standins.background import BackgroundServer
+    from tests.standins.background import BackgroundServer
 
     with BackgroundServer(_slack_app()) as server:
         yield server
@@ -297,7 +297,7 @@ def slack() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def model_endpoint() -> Iterator[object]:
-    from standins.openai_server import OpenAIStandin
+    from tests.standins.openai_server import OpenAIStandin
 
     with OpenAIStandin(dim=32) as server:
         yield server
@@ -354,7 +354,7 @@ def test_doctor_weaviate_grpc_port_wrong(healthy: Settings) -> None:
 
 
 def test_doctor_weaviate_other_version(healthy: Settings) -> None:
-    from standins.background import BackgroundServer
+    from tests.standins.background import BackgroundServer
 
     with BackgroundServer(_old_weaviate_app()) as old:
         checks = _run(replace(healthy, weaviate_url=old.url))
