@@ -21,6 +21,7 @@ from citebot.settings import Settings
 DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2-int8"
 DEFAULT_LOCAL_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MINILM_MAX_TOKENS = 256
+LOCAL_BATCH = 8
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json", "vocab.txt")
 
 
@@ -97,7 +98,8 @@ class LocalEmbedder(Embedder):
 
         name = settings.local_embedding_model
         self.model_id = f"fastembed:{name}"
-        self.batch_size = settings.embedding_batch_size
+        # Small ONNX batches: as fast on 2 cores, and peak memory grows with the batch (bench/).
+        self.batch_size = min(settings.embedding_batch_size, LOCAL_BATCH)
         if name == DEFAULT_LOCAL_MODEL:
             from fastembed.common.model_description import ModelSource, PoolingType
 
@@ -111,12 +113,14 @@ class LocalEmbedder(Embedder):
                         model_file="model.onnx", description="all-MiniLM-L6-v2, int8 ONNX",
                         license="apache-2.0", size_in_gb=0.023,
                     )
-            self._model = TextEmbedding(registered, specific_model_path=str(model_dir), threads=threads)
+            self._model = TextEmbedding(registered, specific_model_path=str(model_dir), threads=threads,
+                                        enable_cpu_mem_arena=False)
             # all-MiniLM-L6-v2 was trained on 256 word pieces (its tokenizer.json allows 512, which
             # is slower and no better): truncate as sentence-transformers does.
             self._model.model.tokenizer.enable_truncation(MINILM_MAX_TOKENS)
         else:
-            self._model = TextEmbedding(name, cache_dir=str(Path(settings.data_dir) / "models"), threads=threads)
+            self._model = TextEmbedding(name, cache_dir=str(Path(settings.data_dir) / "models"), threads=threads,
+                                        enable_cpu_mem_arena=False)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [vector.tolist() for vector in self._model.embed(texts, batch_size=self.batch_size)]

@@ -64,8 +64,8 @@ def _reason(error: Exception) -> str:
     return text[:120]
 
 
-def page_count(data: bytes, max_pages: int) -> int:
-    count = len(open_pdf(data).pages)
+def page_count(reader: PdfReader, max_pages: int) -> int:
+    count = len(reader.pages)
     if count > max_pages:
         raise TooManyPages(f"The PDF has {count} pages; the limit is {max_pages} pages.")
     if count == 0:
@@ -95,9 +95,9 @@ def extract_pages(data: bytes, start: int, end: int) -> list[PageText]:
     return pages
 
 
-def pdf_info(data: bytes) -> dict[str, str]:
+def pdf_info(reader: PdfReader) -> dict[str, str]:
     try:
-        meta = open_pdf(data).metadata or {}
+        meta = reader.metadata or {}
         return {"title": str(meta.get("/Title") or "").strip(), "author": str(meta.get("/Author") or "").strip()}
     except Exception:
         return {"title": "", "author": ""}
@@ -124,7 +124,7 @@ def is_text_page(page: PageText) -> bool:
     return chars > 0
 
 
-def largest_text_on_first_page(data: bytes) -> str:
+def largest_text_on_first_page(reader: PdfReader) -> str:
     """The text drawn in the largest upright font on page 1 (a paper's title, usually);
     rotated text such as arXiv's margin stamp is ignored."""
     runs: list[tuple[float, str]] = []
@@ -135,7 +135,7 @@ def largest_text_on_first_page(data: bytes) -> str:
         runs.append((round(size * (abs(tm[3]) or 1) * (abs(cm[3]) or 1), 1), text.strip()))
 
     try:
-        open_pdf(data).pages[0].extract_text(visitor_text=visit)
+        reader.pages[0].extract_text(visitor_text=visit)
     except Exception:
         return ""
     sized = [size for size, text in runs if len(text) > 3]

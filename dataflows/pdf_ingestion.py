@@ -17,16 +17,20 @@ import unicodedata
 from concurrent.futures import Executor
 from typing import Any
 
+from pypdf import PdfReader
+
 from citebot.chunking import Chunk, chunk_pages
 from citebot.domain import IngestResult, Provenance
 from citebot.embeddings import Embedder
 from citebot.errors import CitebotError, NoExtractableText, StoreFailed
 from citebot.pdf_text import (PageText, check_pdf_bytes, extract_pages, is_text_page,
-                              largest_text_on_first_page, page_count, pdf_info)
+                              largest_text_on_first_page, open_pdf, page_count, pdf_info)
 from citebot.store import ChunkRecord, Store
 
-# Pages per parallel extraction task; small PDFs are parsed in-process.
-PAGES_PER_TASK = 24
+# PDFs with at least this many pages are parsed in worker processes, in about this many
+# page ranges (more ranges than workers balances uneven pages).
+MIN_PAGES_FOR_POOL = 8
+PARSE_TASKS = 6
 # Chunks per embedding request / store call (embedding of batch i+1 overlaps storing batch i).
 CHUNKS_PER_BATCH = 64
 
@@ -42,17 +46,24 @@ def document_id(checked_pdf: bytes) -> str:
     return hashlib.sha256(checked_pdf).hexdigest()
 
 
-def page_total(checked_pdf: bytes, max_pages: int) -> int:
-    """Number of pages (raises for encrypted, corrupt or over-long PDFs)."""
-    return page_count(checked_pdf, max_pages)
+def pdf_document(checked_pdf: bytes) -> PdfReader:
+    """The parsed PDF (raises for encrypted or corrupt files)."""
+    return open_pdf(checked_pdf)
+
+
+def page_total(pdf_document: PdfReader, max_pages: int) -> int:
+    """Number of pages (raises for over-long PDFs)."""
+    return page_count(pdf_document, max_pages)
 
 
 def page_texts(checked_pdf: bytes, page_total: int, parse_pool: Executor | None = None) -> list[PageText]:
     """Text of every page, NFKC-normalised with hyphenation joined; page ranges are parsed in
     parallel worker processes when a pool is given and the PDF is long enough to pay for it."""
-    ranges = [(start, min(start + PAGES_PER_TASK, page_total)) for start in range(0, page_total, PAGES_PER_TASK)]
-    if parse_pool is None or len(ranges) < 2:
+    if parse_pool is None or page_total < MIN_PAGES_FOR_POOL:
         return extract_pages(checked_pdf, 0, page_total)
+    tasks = min(PARSE_TASKS, page_total // 4)
+    bounds = [round(i * page_total / tasks) for i in range(tasks + 1)]
+    ranges = list(zip(bounds, bounds[1:]))
     futures = [parse_pool.submit(extract_pages, checked_pdf, start, end) for start, end in ranges]
     return [page for future in futures for page in future.result()]
 
@@ -67,14 +78,14 @@ def text_pages(page_texts: list[PageText]) -> list[PageText]:
     return pages
 
 
-def pdf_properties(checked_pdf: bytes) -> dict[str, str]:
+def pdf_properties(pdf_document: PdfReader) -> dict[str, str]:
     """Title and author from the PDF's own metadata (often empty)."""
-    return pdf_info(checked_pdf)
+    return pdf_info(pdf_document)
 
 
-def first_page_title(checked_pdf: bytes) -> str:
+def first_page_title(pdf_document: PdfReader) -> str:
     """The largest upright text on page 1: a paper's title, usually."""
-    return largest_text_on_first_page(checked_pdf)
+    return largest_text_on_first_page(pdf_document)
 
 
 def title(source_metadata: dict[str, Any], pdf_properties: dict[str, str], first_page_title: str,

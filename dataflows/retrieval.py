@@ -70,7 +70,7 @@ def query_embedding(search_text: str, embedder: Embedder) -> list[float]:
 
 def visible_document_ids(store: Store, scope: Scope) -> list[str]:
     """Ready documents added in the caller's workspace/channel: nothing else is ever searched."""
-    return [doc.document_id for doc in store.visible_documents(scope)]
+    return store.visible_document_ids(scope)
 
 
 def retrieved_chunks(search_text: str, query_embedding: list[float], visible_document_ids: list[str],

@@ -429,7 +429,7 @@ def test_doctor_cli_only_with_embedded_weaviate(tmp_path: Path) -> None:
     ({"slack_signing_secret": "s"}, "SLACK_BOT_TOKEN is empty"),
     ({"embedding_backend": "cloud"}, "CITEBOT_EMBEDDINGS"),
     ({"alpha": 1.5}, "CITEBOT_ALPHA"),
-    ({"chunk_overlap_chars": 1000}, "CITEBOT_CHUNK_OVERLAP"),
+    ({"chunk_overlap_chars": 1600}, "CITEBOT_CHUNK_OVERLAP"),
     ({"weaviate_url": "weaviate:8080"}, "WEAVIATE_URL"),
 ])
 def test_doctor_configuration_mistakes(changes: dict, expected: str) -> None:

@@ -11,7 +11,7 @@ from citebot import errors
 from citebot.domain import Provenance, Scope
 from citebot.service import Citebot
 from tests.standins.settings import with_standins
-from tests.paths import PDFS
+from tests.paths import NASTY, PDFS
 
 SCOPE = Scope("T-models", "C-models")
 
@@ -96,17 +96,17 @@ def test_a_dead_model_endpoint_gives_a_clear_error_and_the_bot_keeps_serving(onl
 def test_embedding_failure_mid_ingest_leaves_no_partial_document(online_bot, openai_standin):
     from tests.standins.background import Fault
 
-    pdf = (PDFS / "2005.11401.pdf").read_bytes()  # > 64 chunks: the second batch fails
+    pdf = (NASTY / "large_352pages_freeculture.pdf").read_bytes()  # hundreds of chunks: batch 2 fails
     before = online_bot.store.chunks.aggregate.over_all(total_count=True).total_count
     openai_standin.reset()
     # the first embedding request passes, every later one fails past the client's retries
     openai_standin.faults.extend([Fault(path="embeddings")] + [Fault(status=503, path="embeddings")] * 20)
     with pytest.raises(errors.ModelUnavailable):
-        online_bot.ingest_pdf(pdf, Provenance(scope=SCOPE, filename="rag.pdf"))
+        online_bot.ingest_pdf(pdf, Provenance(scope=SCOPE, filename="freeculture.pdf"))
     openai_standin.faults.clear()
     assert online_bot.store.chunks.aggregate.over_all(total_count=True).total_count == before
-    assert "Retrieval-Augmented Generation for Knowledge-Intensive NLP Tasks" not in {
-        d.title for d in online_bot.documents(SCOPE)}
+    assert len(openai_standin.embedding_requests) >= 2  # it failed after storing the first batch
+    assert len(online_bot.documents(SCOPE)) == 3
     assert online_bot.store.get_document(hashlib.sha256(pdf).hexdigest()) is None
 
 

@@ -1,0 +1,1 @@
+"""citebot benchmarks: `python -m bench` (see bench/__main__.py and docs/performance.md)."""

@@ -1,0 +1,151 @@
+"""The one table: every section's headline numbers, each with its target and whether it is met.
+
+Rendered as a Markdown table so it can be pasted into docs/performance.md unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Row = tuple[str, str, str, str, str]  # section, metric, value, target, status
+
+
+def _status(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "MISSED")
+
+
+def _ingest(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for embedder, label in (("standin", "stand-in OpenAI embedder"), ("minilm", "offline MiniLM")):
+        c = r["citebot"].get(embedder)
+        if not c:
+            continue
+        base = r["pypdf"][embedder]
+        for name, what in (("all", "9 papers + 352-page book"), ("papers", "9 papers"), ("book", "352-page book")):
+            if name not in c:
+                continue
+            x = c[name]
+            target, ok = ("", None)
+            if embedder == "standin":
+                target, ok = "≥ 1.5× pypdf", x["vs_pypdf"] >= 1.5
+            rows.append(("ingest", f"{label}, {what}",
+                         f"{x['pages_per_s']} pages/s, {x['chunks_per_s']} chunks/s = {x['vs_pypdf']}× pypdf "
+                         f"({base[name]['pages_per_s']} pages/s)", target, _status(ok)))
+        key = "all" if "all" in c else "papers"
+        s = c[key]["split_s"]
+        rows.append(("ingest", f"{label}, split (s, {key})",
+                     f"parse {s['parse']}, chunk {s['chunk']}, embed {s['embed']}, store {s['store']} "
+                     f"(embed+store overlapped: {s['embed+store']})", "", ""))
+    return rows
+
+
+def _retrieval(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for size, x in r["sizes"].items():
+        big = int(size) >= 100_000
+        rows.append(("retrieval", f"Citebot.retrieve at {x['chunks']:,} chunks ({x['documents']} docs) p50 / p95",
+                     f"{x['retrieve_p50_ms']} / {x['retrieve_p95_ms']} ms", "p95 ≤ 50 ms at 100k" if big else "",
+                     _status(x["retrieve_p95_ms"] <= 50) if big else ""))
+        rows.append(("retrieval", f"Weaviate alone at {x['chunks']:,} chunks p50 / p95 (no filter p50)",
+                     f"{x['weaviate_p50_ms']} / {x['weaviate_p95_ms']} ms ({x['weaviate_nofilter_p50_ms']} ms)", "", ""))
+        rows.append(("retrieval", f"our time ÷ Weaviate's at {x['chunks']:,} chunks, p50 / p95",
+                     f"{x['overhead_p50']}× / {x['overhead_p95']}×", "≤ 2×",
+                     _status(x["overhead_p50"] <= 2 and x["overhead_p95"] <= 2)))
+    return rows
+
+
+def _llm(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for key, label, target in (("answer", "answer mode", 1), ("summary_cold", "summary mode, cold cache", None),
+                               ("summary_warm", "summary mode, warm cache", 1)):
+        x = r[key]
+        rows.append(("llm cost", f"{label}: calls / prompt / completion tokens per ask",
+                     f"{x['calls_per_ask']} / {x['prompt_tokens_per_ask']:.0f} / {x['completion_tokens_per_ask']:.0f} "
+                     f"(seed design: {x['seed_design_calls_per_ask']} calls)",
+                     f"= {target} call" if target else "", _status(x["max_calls"] <= target) if target else ""))
+    return rows
+
+
+def _memory(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for embedder, label in (("minilm", "offline MiniLM"), ("standin", "OpenAI embedder")):
+        x = r.get(embedder)
+        if not isinstance(x, dict):
+            continue
+        rows.append(("memory", f"bot process ({label}): idle / peak in 352-page ingest / idle after",
+                     f"{x['main_idle_mb']} / {x['main_peak_mb']} / {x['main_after_ingest_mb']} MB",
+                     "peak ≤ 300 MB", _status(x["main_peak_mb"] <= 300)))
+        rows.append(("memory", f"parsing workers ({label}): idle / peak (sum of {x['worker_processes']} processes)",
+                     f"{x['workers_idle_mb']} / {x['workers_peak_sum_mb']} MB", "", ""))
+    return rows
+
+
+def _quality(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    by_size: dict[int, list[dict[str, Any]]] = {}
+    for x in r["grid"]:
+        by_size.setdefault(x["chunk_chars"], []).append(x)
+    for size, xs in by_size.items():
+        cells = ", ".join(f"α{x['alpha']}: {x['mrr@10']:.2f}" for x in xs)
+        rows.append(("quality", f"MRR@10 at {size}-char chunks ({xs[0]['chunks']} chunks)", cells, "", ""))
+    b = r["best"]
+    rows.append(("quality", f"best: {b['chunk_chars']} chars, α {b['alpha']} — hit@1 / hit@5 / MRR@10",
+                 f"{b['hit@1']} / {b['hit@5']} / {b['mrr@10']}", "", ""))
+    d = r.get("at_defaults")
+    cur = r["current_defaults"]
+    if d:
+        rows.append(("quality", f"current defaults: {cur['chunk_chars']} chars, α {cur['alpha']} — "
+                     "hit@1 / hit@5 / MRR@10", f"{d['hit@1']} / {d['hit@5']} / {d['mrr@10']}", "", ""))
+    c = r.get("citations")
+    if c:
+        rows.append(("quality", f"answers at defaults ({c['questions']} questions): passage cited / among sources",
+                     f"{c['passage_cited']:.0%} / {c['passage_among_sources']:.0%}", "", ""))
+    return rows
+
+
+def _acks(r: dict[str, Any]) -> list[Row]:
+    if r.get("not_run"):
+        return [("acks", "Slack acknowledgement latency", "not run: " + r["not_run"], "p99 ≤ 50 ms", "not run")]
+    rows: list[Row] = []
+    for key, x in r["runs"].items():
+        rows.append(("acks", f"{key}: {x['n']} requests, p50 / p99 (max)",
+                     f"{x['p50_ms']} / {x['p99_ms']} ms ({x['max_ms']} ms)", "p99 ≤ 50 ms",
+                     _status(x["p99_ms"] <= 50)))
+    return rows
+
+
+BUILDERS = {"ingest": _ingest, "retrieval": _retrieval, "llm_cost": _llm, "memory": _memory,
+            "quality": _quality, "acks": _acks}
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    out: list[Row] = []
+    for name, build in BUILDERS.items():
+        r = results.get(name)
+        if r is None:
+            continue
+        if "error" in r:
+            out.append((name, "section failed", r["error"][:200], "", "FAILED"))
+            continue
+        try:
+            out.extend(build(r))
+        except (KeyError, TypeError, ZeroDivisionError) as error:
+            out.append((name, "report failed", f"{type(error).__name__}: {error}", "", "FAILED"))
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    header: Row = ("section", "metric", "value", "target", "status")
+    body = rows(results)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(5)]
+
+    def line(r: Row) -> str:
+        return "| " + " | ".join(cell.ljust(w) for cell, w in zip(r, widths)) + " |"
+
+    meta = results.get("meta", {})
+    lines = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]
+    lines.append("")
+    lines.append(f"{'quick smoke run, ' if meta.get('quick') else ''}{meta.get('machine', '')}; "
+                 f"load average {meta.get('load_average_at_start')} → {meta.get('load_average_at_end')}; "
+                 f"total {meta.get('total_seconds')} s")
+    return "\n".join(lines)
