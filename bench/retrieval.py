@@ -30,12 +30,12 @@ BATCH = 2_000
 def _corpus(paths: list[Path], chunk_chars: int, overlap: int) -> list[tuple[str, list[Any]]]:
     """(title, chunks) per real document, chunked exactly as ingestion does."""
     from citebot.chunking import chunk_pages
-    from citebot.pdf_text import extract_pages, is_text_page, page_count
+    from citebot.pdf_text import extract_pages, is_text_page, open_pdf, page_count
 
     docs = []
     for path in paths:
         data = path.read_bytes()
-        pages = [p for p in extract_pages(data, 0, page_count(data, 10_000)) if is_text_page(p)]
+        pages = [p for p in extract_pages(data, 0, page_count(open_pdf(data), 10_000)) if is_text_page(p)]
         docs.append((path.stem, chunk_pages(pages, chunk_chars, overlap)))
     return docs
 

@@ -17,8 +17,9 @@ PARTIAL_EVERY_S = 0.8
 
 
 class ChatModel:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, partial_every_s: float = PARTIAL_EVERY_S) -> None:
         self.model = settings.chat_model
+        self.partial_every_s = partial_every_s
         self._client = openai.OpenAI(
             api_key=settings.openai_api_key,
             base_url=settings.openai_base_url or None,
@@ -48,7 +49,7 @@ class ChatModel:
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 parts.append(chunk.choices[0].delta.content)
-                if time.monotonic() - last >= PARTIAL_EVERY_S:
+                if time.monotonic() - last >= self.partial_every_s:
                     on_partial("".join(parts))
                     last = time.monotonic()
         return "".join(parts)

@@ -34,14 +34,12 @@ def test_answer_mode_makes_exactly_one_llm_call_and_cites(online_bot, openai_sta
 
 
 def test_streamed_answers_report_partial_text(online_bot, openai_standin):
-    from citebot import llm
-
     partials: list[str] = []
-    pace, llm.PARTIAL_EVERY_S = llm.PARTIAL_EVERY_S, 0.0  # report every streamed token
+    pace, online_bot.chat_model.partial_every_s = online_bot.chat_model.partial_every_s, 0.0  # every token
     try:
         answer = online_bot.ask("What optimizer was used to train the Transformer?", SCOPE, on_partial=partials.append)
     finally:
-        llm.PARTIAL_EVERY_S = pace
+        online_bot.chat_model.partial_every_s = pace
     assert answer.citations and len(partials) > 3
     assert all(len(a) <= len(b) for a, b in zip(partials, partials[1:]))  # the text only grows
 
