@@ -146,5 +146,6 @@ async def _serve(settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     """Run the Slack bot until SIGINT/SIGTERM. Bad or missing Slack credentials raise ``CitebotError``."""
     check_tokens(settings)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        force=True)  # the CLI configured WARNING before it called serve()
     asyncio.run(_serve(settings))

@@ -76,6 +76,13 @@ class ChunkRecord:
     text: str
     page_start: int
     page_end: int
+    attempt: str = ""  # the ingest attempt that wrote it (part of its object id)
+
+
+def chunk_object_id(document_id: str, attempt: str, index: int) -> str:
+    """Chunk ids are fresh for every ingest attempt: after a crash Weaviate can keep objects that
+    its property index no longer finds, and rewriting the same ids would never re-index them."""
+    return object_id("chunk", document_id, attempt, str(index))
 
 
 @dataclass
@@ -120,7 +127,7 @@ class Store:
                 _text("added_by", True), _text("added_scope", True),
                 Property(name="added_at", data_type=DataType.DATE),
                 Property(name="scopes", data_type=DataType.TEXT_ARRAY, tokenization=Tokenization.FIELD),
-                _text("status", True), Property(name="updated_at", data_type=DataType.DATE),
+                _text("status", True), Property(name="updated_at", data_type=DataType.DATE), _text("attempt", True),
             ], vector_config=Configure.Vectors.self_provided()),
             "Chunk": dict(properties=[
                 _text("document_id", True), _text("title"), _text("link", True), _text("text"),
@@ -187,7 +194,7 @@ class Store:
                 properties={"document_id": c.document_id, "title": title, "link": link, "text": c.text,
                             "page_start": c.page_start, "page_end": c.page_end, "chunk_index": c.index,
                             "summary": ""},
-                vector=vector, uuid=object_id("chunk", c.document_id, str(c.index)))
+                vector=vector, uuid=chunk_object_id(c.document_id, c.attempt, c.index))
             for c, vector in zip(chunks, vectors, strict=True)]
         result = self.chunks.data.insert_many(objects)
         if result.has_errors:
@@ -204,7 +211,14 @@ class Store:
                                                "updated_at": datetime.now(timezone.utc)})
 
     def remove_document(self, document_id: str) -> None:
-        """Delete a document and all its chunks (used by forget and by failed ingests)."""
+        """Delete a document and all its chunks (used by forget and by failed ingests).
+
+        An ingest that never finished (a crash) is also cleaned up object by object: Weaviate can
+        then hold chunks that its property index does not find."""
+        doc = self.get_document(document_id) or {}
+        if doc and doc.get("status") != "ready":
+            for index in range(int(doc.get("chunks") or 0)):
+                self.chunks.data.delete_by_id(chunk_object_id(document_id, doc.get("attempt") or "", index))
         self.chunks.data.delete_many(where=Filter.by_property("document_id").equal(document_id))
         self.documents.data.delete_by_id(object_id("doc", document_id))
 

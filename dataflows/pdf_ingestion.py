@@ -14,6 +14,7 @@ import concurrent.futures
 import hashlib
 import time
 import unicodedata
+import uuid
 from concurrent.futures import Executor
 from typing import Any
 
@@ -126,9 +127,11 @@ def stored_document(document_record: dict[str, Any], chunks: list[Chunk], embedd
     """Embeds and stores every chunk, all or nothing: on any failure the partial document is
     removed and the error re-raised. Returns the seconds spent embedding and storing."""
     doc_id = document_record["document_id"]
-    records = [ChunkRecord(doc_id, c.index, c.text, c.page_start, c.page_end) for c in chunks]
+    attempt = uuid.uuid4().hex
+    records = [ChunkRecord(doc_id, c.index, c.text, c.page_start, c.page_end, attempt) for c in chunks]
     timings = {"embed": 0.0, "store": 0.0}
-    store.begin_document(document_record)
+    # The planned count and the attempt let a cleanup after a crash find every chunk by its id.
+    store.begin_document({**document_record, "chunks": len(records), "attempt": attempt})
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
             pending: concurrent.futures.Future | None = None
