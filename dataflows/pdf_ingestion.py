@@ -151,7 +151,7 @@ def stored_document(document_record: dict[str, Any], chunks: list[Chunk], embedd
         if isinstance(error, CitebotError):
             raise
         if isinstance(error, Exception):
-            raise StoreFailed(f"Storing the document failed ({type(error).__name__}); nothing was kept. "
+            raise StoreFailed(f"Storing the document failed ({type(error).__name__}); it was not indexed. "
                               "Please try again.") from error
         raise
     return timings
