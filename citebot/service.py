@@ -29,7 +29,7 @@ from hamilton.lifecycle import api as lifecycle
 
 from citebot.domain import Answer, ArxivOutcome, DocumentInfo, IngestResult, Mode, Provenance, Scope
 from citebot.embeddings import build_embedder
-from citebot.errors import CitebotError, DocumentNotFound, StoreFailed
+from citebot.errors import CitebotError, DocumentNotFound
 from citebot.llm import build_chat_model
 from citebot.settings import Settings
 from citebot.store import Store, connect
@@ -220,8 +220,8 @@ class Citebot:
         answer.mode = mode
         return answer
 
-    def retrieve(self, question: str, scope: Scope, *, top_k: int | None = None, alpha: float | None = None,
-                 ) -> list[Any]:
+    def retrieve(self, question: str, scope: Scope, *, top_k: int | None = None,
+                 alpha: float | None = None) -> list[Any]:
         """Only the search part (benchmarks, evaluation): the ranked chunks before answering."""
         s = self.settings
         inputs = {"question": question, "history": [], "scope": scope, "store": self.store,
@@ -278,5 +278,3 @@ class Citebot:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-__all__ = ["Citebot", "StoreFailed"]
