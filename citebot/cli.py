@@ -56,8 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        logging.getLogger("weaviate-client").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         return COMMANDS[args.command](args, settings)
@@ -77,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 def _open(settings: Settings):
     from citebot.service import Citebot
 
+    if logging.getLogger().level > logging.INFO:  # weaviate-client sets INFO on its logger at import
+        logging.getLogger("weaviate-client").setLevel(logging.WARNING)
     return Citebot(settings)
 
 
