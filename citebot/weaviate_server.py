@@ -108,15 +108,24 @@ class WeaviateProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def start(self, timeout_s: float = 90.0) -> "WeaviateProcess":
+    def start(self, timeout_s: float = 90.0, attempts: int = 3) -> "WeaviateProcess":
+        """Start and wait until ready. The cluster ports are picked free but could be taken by
+        the time the server binds them: a server that exits at once is retried on new ones."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [str(self.binary), "--host", "127.0.0.1", "--port", str(self.http_port), "--scheme", "http"],
-            env={**os.environ, **self._env}, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.wait_ready(timeout_s)
+        for attempt in range(attempts):
+            log = open(self.log_path, "ab")
+            self.process = subprocess.Popen(
+                [str(self.binary), "--host", "127.0.0.1", "--port", str(self.http_port), "--scheme", "http"],
+                env={**os.environ, **self._env}, stdout=log, stderr=subprocess.STDOUT,
+            )
+            log.close()
+            try:
+                self.wait_ready(timeout_s)
+                return self
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                self._env = server_environment(self.data_dir, self.http_port, self.grpc_port)
         return self
 
     def wait_ready(self, timeout_s: float) -> None:
