@@ -21,6 +21,8 @@ import uuid
 from typing import Any
 
 from bench.common import PDFS, REPO, TESTDATA, BenchEnv, log, pct
+from tests.standins.background import stop_process
+from tests.standins.slack_server import SlackStandIn
 
 RATE_PER_S = 20  # requests per second, sent one after another
 
@@ -93,12 +95,6 @@ def _measure(slack: Any, socket_mode: bool, url: str, kind: str, n: int, channel
 
 
 def run(env: BenchEnv) -> dict[str, Any]:
-    try:
-        import bot.runner  # noqa: F401
-        from tests.standins.slack_server import SlackStandIn
-    except Exception as error:  # the bot is being finished by another engineer
-        return {"not_run": f"bot/ or the Slack stand-in cannot be imported ({type(error).__name__}: {error})"}
-
     n = 20 if env.quick else 200
     pdf = next(p for p in PDFS if p.stem == "1111.2011").read_bytes()  # 8 pages: ingested once, then known
     out: dict[str, Any] = {"rate_per_s": RATE_PER_S, "runs": {}}
@@ -118,10 +114,5 @@ def run(env: BenchEnv) -> dict[str, Any]:
                     out["runs"][f"{mode}, {label}"] = row
                     log(f"  {mode} {label}: {row}")
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_process(proc)
     return out

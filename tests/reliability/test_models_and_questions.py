@@ -16,8 +16,8 @@ import pytest
 from citebot import errors
 from citebot.domain import Answer, Provenance, Scope
 from citebot.service import Citebot
-from standins.background import Fault
-from tests.conftest import with_standins
+from tests.standins.background import Fault
+from tests.standins.settings import with_standins
 from tests.paths import PDFS
 
 from .helpers import run_in_thread, wait_until

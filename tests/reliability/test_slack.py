@@ -32,10 +32,11 @@ from aiohttp import web
 from bot.runner import BotServer
 from citebot.service import Citebot
 from citebot.settings import Settings
-from standins.background import BackgroundServer, Fault, FaultQueue, Recorded, recording_middleware
-from standins.slack_server import SlackStandIn
+from tests.standins.background import (BackgroundServer, Fault, FaultQueue, Recorded, recording_middleware,
+                                        stop_process)
+from tests.standins.slack_server import SlackStandIn
 from tests.bot.harness import USER, BotThread, Driver, new_channel, share_file, thread_texts, wait_quiet
-from tests.conftest import with_standins
+from tests.standins.settings import with_standins
 from tests.paths import NASTY, PDFS, REPO
 
 BOT_TOKEN = "xoxb-7731-9902-reliabilityBOTtokenZq81"
@@ -462,12 +463,7 @@ def test_no_secret_in_logs_output_or_slack_messages(http: Driver, socket: Driver
                 print(slack.thread(channel, post[0]["ts"]))
                 raise
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
     serve_output = log_file.read_text(errors="replace")
     captured = capfd.readouterr()
     logs = "\n".join(_LOG_TEXT) + caplog.text
@@ -502,12 +498,7 @@ def test_citebot_serve_honours_CITEBOT_LOG_LEVEL(slack: SlackStandIn, settings: 
             slack.wait_for(lambda: len(slack._sockets) > sockets_before or proc.poll() is not None, timeout=90)
             time.sleep(0.5)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
     output = log_file.read_text(errors="replace")
     figures.record("secrets", citebot_serve_logs_running_line="citebot is running" in output)
     assert "citebot is running" in output, (

@@ -22,8 +22,8 @@ from citebot.service import Citebot
 from citebot.settings import Settings
 from citebot.store import connect
 from citebot.weaviate_server import WeaviateProcess, ensure_binary, free_port
-from standins.background import Fault
-from tests.conftest import with_standins
+from tests.standins.background import Fault
+from tests.standins.settings import with_standins
 from tests.paths import NASTY, PDFS
 
 from .helpers import bounded, run_in_thread, wait_until
