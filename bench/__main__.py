@@ -16,7 +16,7 @@ import platform
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 SECTIONS = ("ingest", "retrieval", "llm_cost", "memory", "quality", "acks")
@@ -25,10 +25,19 @@ SECTIONS = ("ingest", "retrieval", "llm_cost", "memory", "quality", "acks")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (minutes, not representative)")
-    parser.add_argument("--only", action="append", choices=SECTIONS, metavar="SECTION",
-                        help=f"run only this section ({', '.join(SECTIONS)}); may be repeated")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"),
-                        help="where to write the JSON results (default: bench/results.json)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help=f"run only this section ({', '.join(SECTIONS)}); may be repeated",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).with_name("results.json"),
+        help="where to write the JSON results (default: bench/results.json)",
+    )
     args = parser.parse_args(argv)
 
     from bench import report
@@ -36,10 +45,16 @@ def main(argv: list[str] | None = None) -> int:
 
     wanted = [s for s in SECTIONS if not args.only or s in args.only]
     started = time.perf_counter()
-    results: dict = {"meta": {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                              "quick": args.quick, "sections": wanted, "python": platform.python_version(),
-                              "machine": f"{platform.machine()}, {_cores()} cores, {_memory_gib()} GiB",
-                              "load_average_at_start": _load()}}
+    results: dict = {
+        "meta": {
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "quick": args.quick,
+            "sections": wanted,
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {_cores()} cores, {_memory_gib()} GiB",
+            "load_average_at_start": _load(),
+        }
+    }
     env = BenchEnv.start(args.quick)
     try:
         for name in wanted:

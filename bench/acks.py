@@ -45,8 +45,15 @@ def _file_share(slack: Any, channel: str, pdf: bytes) -> dict[str, Any]:
     payload["team_id"] = slack.state.team_id
     payload["authorizations"][0] |= {"team_id": slack.state.team_id, "user_id": slack.state.bot_user_id}
     payload["event_id"] = "Ev" + uuid.uuid4().hex[:10].upper()
-    payload["event"] |= {"files": [file], "user": "U0BENCH", "ts": message["ts"], "event_ts": message["ts"],
-                         "channel": channel, "text": message["text"], "client_msg_id": str(uuid.uuid4())}
+    payload["event"] |= {
+        "files": [file],
+        "user": "U0BENCH",
+        "ts": message["ts"],
+        "event_ts": message["ts"],
+        "channel": channel,
+        "text": message["text"],
+        "client_msg_id": str(uuid.uuid4()),
+    }
     return payload
 
 
@@ -54,15 +61,22 @@ def _start_bot(env: BenchEnv, slack: Any, socket_mode: bool) -> tuple[subprocess
     from citebot.weaviate_server import free_port
 
     port = free_port()
-    settings = env.settings(env.prefix("Acks"), "standin", slack_api_url=slack.api_url,
-                            slack_bot_token=slack.bot_token, http_port=port, log_level="WARNING",
-                            slack_signing_secret="" if socket_mode else slack.signing_secret,
-                            slack_app_token=slack.app_token if socket_mode else "")
+    settings = env.settings(
+        env.prefix("Acks"),
+        "standin",
+        slack_api_url=slack.api_url,
+        slack_bot_token=slack.bot_token,
+        http_port=port,
+        log_level="WARNING",
+        slack_signing_secret="" if socket_mode else slack.signing_secret,
+        slack_app_token=slack.app_token if socket_mode else "",
+    )
     child_env = env.env_vars(settings)
     child_env["PYTHONPATH"] = str(REPO) + os.pathsep + child_env.get("PYTHONPATH", "")
     log_file = open(env.root / f"bot-{'socket' if socket_mode else 'http'}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "citebot.cli", "serve"], env=child_env, cwd=REPO,
-                            stdout=log_file, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"], env=child_env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT
+    )
     log_file.close()
     url = f"http://127.0.0.1:{port}"
     _wait_http(url + "/healthz")
@@ -77,8 +91,9 @@ def _measure(slack: Any, socket_mode: bool, url: str, kind: str, n: int, channel
     for i in range(n):
         began = time.monotonic()
         if kind == "ask":
-            payload: Any = slack.slash_command("/ask", f"What is the main result of this paper? ({i})",
-                                               channel=channel, user="U0BENCH")
+            payload: Any = slack.slash_command(
+                "/ask", f"What is the main result of this paper? ({i})", channel=channel, user="U0BENCH"
+            )
         else:
             payload = _file_share(slack, channel, pdf)
         if socket_mode:
@@ -109,8 +124,12 @@ def run(env: BenchEnv) -> dict[str, Any]:
                 _measure(slack, socket_mode, url, "ask", 5, channel, pdf)  # warm-up, not counted
                 for kind, label in (("file_share", "file_share event"), ("ask", "/ask command")):
                     times = _measure(slack, socket_mode, url, kind, n, channel, pdf)
-                    row = {"n": len(times), "p50_ms": round(pct(times, 50), 2), "p99_ms": round(pct(times, 99), 2),
-                           "max_ms": round(max(times), 2)}
+                    row = {
+                        "n": len(times),
+                        "p50_ms": round(pct(times, 50), 2),
+                        "p99_ms": round(pct(times, 99), 2),
+                        "max_ms": round(max(times), 2),
+                    }
                     out["runs"][f"{mode}, {label}"] = row
                     log(f"  {mode} {label}: {row}")
             finally:

@@ -18,7 +18,8 @@ if str(REPO) not in sys.path:  # the stand-ins live in tests/standins
 
 from citebot.domain import Provenance, Scope  # noqa: E402
 from citebot.settings import Settings  # noqa: E402
-from citebot.weaviate_server import WeaviateProcess, ensure_binary  # noqa: E402
+from citebot.weaviate_server import ensure_binary  # noqa: E402
+from tests.weaviate_process import WeaviateProcess  # noqa: E402
 
 TESTDATA = Path(os.environ.get("CITEBOT_TESTDATA", REPO.parent / "shared" / "testdata"))
 PDFS = sorted((TESTDATA / "pdfs").glob("*.pdf"))
@@ -50,10 +51,12 @@ class StandinProcess:
     where calls must be counted."""
 
     def __init__(self) -> None:
-        code = ("import sys,time; sys.path.insert(0, %r)\n"
-                "from tests.standins.openai_server import OpenAIStandin\n"
-                "s = OpenAIStandin().start(); print(s.url, flush=True)\n"
-                "while True: time.sleep(3600)\n") % str(REPO)
+        code = (
+            f"import sys,time; sys.path.insert(0, {str(REPO)!r})\n"
+            "from tests.standins.openai_server import OpenAIStandin\n"
+            "s = OpenAIStandin().start(); print(s.url, flush=True)\n"
+            "while True: time.sleep(3600)\n"
+        )
         self.process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()
@@ -84,7 +87,7 @@ class BenchEnv:
     _prefixes: int = 0
 
     @classmethod
-    def start(cls, quick: bool) -> "BenchEnv":
+    def start(cls, quick: bool) -> BenchEnv:
         from tests.standins.openai_server import OpenAIStandin
 
         root = Path(tempfile.mkdtemp(prefix="citebot-bench-"))
@@ -98,13 +101,18 @@ class BenchEnv:
                 log(f"Weaviate did not start ({error}); retrying on other ports")
         else:
             raise RuntimeError(f"Weaviate did not start three times; see {root / 'weaviate.log'}")
-        base = replace(Settings.from_env({}), data_dir=str(root / "data"), weaviate_url=weaviate.url,
-                       weaviate_grpc_port=weaviate.grpc_port,
-                       weaviate_binary_dir=Settings.from_env().weaviate_binary_dir)
+        base = replace(
+            Settings.from_env({}),
+            data_dir=str(root / "data"),
+            weaviate_url=weaviate.url,
+            weaviate_grpc_port=weaviate.grpc_port,
+            weaviate_binary_dir=Settings.from_env().weaviate_binary_dir,
+        )
         proc = StandinProcess()
         counting = OpenAIStandin().start()
-        return cls(quick=quick, root=root, weaviate=weaviate, base=base, standin_url=proc.url,
-                   counting=counting, _standin_proc=proc)
+        return cls(
+            quick=quick, root=root, weaviate=weaviate, base=base, standin_url=proc.url, counting=counting, _standin_proc=proc
+        )
 
     def prefix(self, label: str) -> str:
         self._prefixes += 1
@@ -115,11 +123,15 @@ class BenchEnv:
         "minilm" (no key: the offline default). ``counting`` routes to the in-process stand-in."""
         if embedder == "standin":
             url = self.counting.url if counting else self.standin_url
-            changes.update(openai_api_key="sk-bench", openai_base_url=f"{url}/v1", model_max_retries=2,
-                           model_timeout_s=30.0)
+            changes.update(openai_api_key="sk-bench", openai_base_url=f"{url}/v1", model_max_retries=2, model_timeout_s=30.0)
         elif embedder == "minilm+llm":  # offline embeddings, the counting stand-in as chat model
-            changes.update(openai_api_key="sk-bench", openai_base_url=f"{self.counting.url}/v1",
-                           embedding_backend="local", model_max_retries=2, model_timeout_s=30.0)
+            changes.update(
+                openai_api_key="sk-bench",
+                openai_base_url=f"{self.counting.url}/v1",
+                embedding_backend="local",
+                model_max_retries=2,
+                model_timeout_s=30.0,
+            )
         return replace(self.base, collection_prefix=prefix, **changes)
 
     def env_vars(self, settings: Settings) -> dict[str, str]:
@@ -144,7 +156,7 @@ class BenchEnv:
 
 def ingest_papers(env: BenchEnv, embedder: str, chunk_chars: int = 1000, overlap: int = 150) -> str:
     """A prefix holding the nine papers for this configuration (ingested once per run)."""
-    from citebot.service import Citebot
+    from dataflows.app import Citebot
 
     key = (embedder, chunk_chars, overlap)
     if key in env.ingested:
@@ -156,7 +168,9 @@ def ingest_papers(env: BenchEnv, embedder: str, chunk_chars: int = 1000, overlap
     with Citebot(settings) as bot:
         for path in env.papers():
             chunks += bot.ingest_pdf(path.read_bytes(), provenance(path, PAPERS_SCOPE)).chunks
-    log(f"  ingested {len(env.papers())} papers ({embedder}, {chunk_chars} chars): {chunks} chunks "
-        f"in {time.perf_counter() - began:.1f}s")
+    log(
+        f"  ingested {len(env.papers())} papers ({embedder}, {chunk_chars} chars): {chunks} chunks "
+        f"in {time.perf_counter() - began:.1f}s"
+    )
     env.ingested[key] = prefix
     return prefix

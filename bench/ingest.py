@@ -16,8 +16,13 @@ from typing import Any
 
 from bench.common import BOOK, PAPERS_SCOPE, BenchEnv, log, provenance
 
-SPLIT = {"parse": "page_texts", "chunk": "chunks", "embed": "embed_inner", "store": "store_inner",
-         "embed+store": "stored_document"}
+SPLIT = {
+    "parse": "page_texts",
+    "chunk": "chunks",
+    "embed": "embed_inner",
+    "store": "store_inner",
+    "embed+store": "stored_document",
+}
 
 
 def pypdf_pages_per_s(paths: list[Path]) -> dict[str, Any]:
@@ -36,9 +41,15 @@ def pypdf_pages_per_s(paths: list[Path]) -> dict[str, Any]:
 
 
 def _summary(pages: int, chunks: int, seconds: float, split: dict[str, float], files: int) -> dict[str, Any]:
-    return {"files": files, "pages": pages, "chunks": chunks, "seconds": round(seconds, 3),
-            "pages_per_s": round(pages / seconds, 2), "chunks_per_s": round(chunks / seconds, 2),
-            "split_s": {k: round(v, 3) for k, v in split.items()}}
+    return {
+        "files": files,
+        "pages": pages,
+        "chunks": chunks,
+        "seconds": round(seconds, 3),
+        "pages_per_s": round(pages / seconds, 2),
+        "chunks_per_s": round(chunks / seconds, 2),
+        "split_s": {k: round(v, 3) for k, v in split.items()},
+    }
 
 
 def _add(totals: dict[str, float], timings: dict[str, float]) -> None:
@@ -48,7 +59,7 @@ def _add(totals: dict[str, float], timings: dict[str, float]) -> None:
 
 def _papers(env: BenchEnv, settings: Any, papers: list[Path]) -> dict[str, Any]:
     """The papers one after another in one Citebot (as the bot ingests them), this process."""
-    from citebot.service import Citebot
+    from dataflows.app import Citebot
 
     totals = {name: 0.0 for name in SPLIT}
     pages = chunks = 0
@@ -86,8 +97,10 @@ def run(env: BenchEnv) -> dict[str, Any]:
         # pypdf's baseline right before each configuration, so both see the same machine load.
         log(f"ingest: pypdf single-threaded baseline, then citebot with the {embedder} embedder ({prefix})")
         base = {"papers": pypdf_pages_per_s(papers), "book": pypdf_pages_per_s([BOOK])}
-        base["all"] = {"pages": base["papers"]["pages"] + base["book"]["pages"],
-                       "seconds": round(base["papers"]["seconds"] + base["book"]["seconds"], 3)}
+        base["all"] = {
+            "pages": base["papers"]["pages"] + base["book"]["pages"],
+            "seconds": round(base["papers"]["seconds"] + base["book"]["seconds"], 3),
+        }
         base["all"]["pages_per_s"] = round(base["all"]["pages"] / base["all"]["seconds"], 2)
         out["pypdf"][embedder] = base
         result = {"papers": _papers(env, settings, papers)}
@@ -96,13 +109,18 @@ def run(env: BenchEnv) -> dict[str, Any]:
         if with_book:
             result["book"] = _book(env, settings, embedder)
             both = [result["papers"], result["book"]]
-            result["all"] = _summary(*(sum(r[k] for r in both) for k in ("pages", "chunks", "seconds")),
-                                     {k: sum(r["split_s"][k] for r in both) for k in SPLIT}, len(papers) + 1)
+            result["all"] = _summary(
+                *(sum(r[k] for r in both) for k in ("pages", "chunks", "seconds")),
+                {k: sum(r["split_s"][k] for r in both) for k in SPLIT},
+                len(papers) + 1,
+            )
             sets += ["book", "all"]
         for name in sets:
             result[name]["vs_pypdf"] = round(result[name]["pages_per_s"] / base[name]["pages_per_s"], 3)
-            log(f"  {embedder} {name}: {result[name]['pages_per_s']} pages/s, {result[name]['chunks_per_s']} "
+            log(
+                f"  {embedder} {name}: {result[name]['pages_per_s']} pages/s, {result[name]['chunks_per_s']} "
                 f"chunks/s ({result[name]['vs_pypdf']}x pypdf's {base[name]['pages_per_s']}) "
-                f"split {result[name]['split_s']}")
+                f"split {result[name]['split_s']}"
+            )
         out["citebot"][embedder] = result
     return out

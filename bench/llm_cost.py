@@ -19,7 +19,7 @@ from bench.common import PAPERS_SCOPE, BenchEnv, ingest_papers, log
 
 
 def run(env: BenchEnv) -> dict[str, Any]:
-    from citebot.service import Citebot
+    from dataflows.app import Citebot
 
     labelled = json.loads(Path(__file__).with_name("labelled_questions.json").read_text())["questions"]
     # Questions over the papers this run indexed, spread over the documents.
@@ -34,8 +34,14 @@ def run(env: BenchEnv) -> dict[str, Any]:
                 counter.reset()
                 answer = bot.ask(question, PAPERS_SCOPE, mode=mode)
                 sources = len(answer.citations) + len(answer.uncited)
-                rows[label].append({"calls": counter.chat_calls, "prompt_tokens": counter.prompt_tokens,
-                                    "completion_tokens": counter.completion_tokens, "sources": sources})
+                rows[label].append(
+                    {
+                        "calls": counter.chat_calls,
+                        "prompt_tokens": counter.prompt_tokens,
+                        "completion_tokens": counter.completion_tokens,
+                        "sources": sources,
+                    }
+                )
     out: dict[str, Any] = {"questions": len(questions)}
     for label, items in rows.items():
         n = len(items)

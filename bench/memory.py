@@ -87,8 +87,14 @@ def ingest_in_child(env: BenchEnv, settings: Any, path: Path) -> dict[str, Any]:
     """Ingest ``path`` in a fresh bot-like process; its IngestResult plus memory figures."""
     child_env = env.env_vars(settings)
     child_env["PYTHONPATH"] = str(REPO) + os.pathsep + child_env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.memory_child", str(path), BOOK_SCOPE.key],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.memory_child", str(path), BOOK_SCOPE.key],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env,
+        cwd=REPO,
+    )
     assert proc.stdin and proc.stdout
     sampler = Sampler(proc.pid)
     sampler.start()

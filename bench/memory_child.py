@@ -14,8 +14,8 @@ from pathlib import Path
 
 def main() -> None:
     from citebot.domain import Provenance, Scope
-    from citebot.service import Citebot
     from citebot.settings import Settings
+    from dataflows.app import Citebot
 
     path = Path(sys.argv[1])
     workspace, _, channel = sys.argv[2].partition("/")

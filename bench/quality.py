@@ -67,7 +67,7 @@ def _rank(chunks: list[Any], q: dict[str, Any], ids: dict[str, str]) -> int | No
 
 
 def run(env: BenchEnv) -> dict[str, Any]:
-    from citebot.service import Citebot
+    from dataflows.app import Citebot
 
     questions = load_questions(env)
     ids = doc_ids()
@@ -82,29 +82,41 @@ def run(env: BenchEnv) -> dict[str, Any]:
         with Citebot(settings) as bot:
             chunk_count = sum(d.chunks for d in bot.documents(PAPERS_SCOPE))
             for alpha in alphas:
-                ranks = [_rank(bot.retrieve(q["question"], PAPERS_SCOPE, top_k=TOP // 2, alpha=alpha), q, ids)
-                         for q in questions]
+                ranks = [
+                    _rank(bot.retrieve(q["question"], PAPERS_SCOPE, top_k=TOP // 2, alpha=alpha), q, ids) for q in questions
+                ]
                 n = len(ranks)
-                row = {"chunk_chars": size, "alpha": alpha, "chunks": chunk_count,
-                       "hit@1": round(sum(r == 1 for r in ranks) / n, 3),
-                       "hit@5": round(sum(r is not None and r <= 5 for r in ranks) / n, 3),
-                       "mrr@10": round(sum(1 / r for r in ranks if r) / n, 3)}
+                row = {
+                    "chunk_chars": size,
+                    "alpha": alpha,
+                    "chunks": chunk_count,
+                    "hit@1": round(sum(r == 1 for r in ranks) / n, 3),
+                    "hit@5": round(sum(r is not None and r <= 5 for r in ranks) / n, 3),
+                    "mrr@10": round(sum(1 / r for r in ranks if r) / n, 3),
+                }
                 grid[f"{size}/{alpha}"] = row
                 log(f"  {row}")
     best = max(grid.values(), key=lambda r: (r["mrr@10"], r["hit@5"]))
     defaults = env.base
-    out: dict[str, Any] = {"questions": len(questions), "grid": list(grid.values()), "best": best,
-                           "current_defaults": {"chunk_chars": defaults.chunk_chars,
-                                                "chunk_overlap_chars": defaults.chunk_overlap_chars,
-                                                "alpha": defaults.alpha, "top_k": defaults.top_k},
-                           "at_defaults": grid.get(f"{defaults.chunk_chars}/{defaults.alpha}")}
+    out: dict[str, Any] = {
+        "questions": len(questions),
+        "grid": list(grid.values()),
+        "best": best,
+        "current_defaults": {
+            "chunk_chars": defaults.chunk_chars,
+            "chunk_overlap_chars": defaults.chunk_overlap_chars,
+            "alpha": defaults.alpha,
+            "top_k": defaults.top_k,
+        },
+        "at_defaults": grid.get(f"{defaults.chunk_chars}/{defaults.alpha}"),
+    }
     out["citations"] = _citations(env, questions, ids)
     return out
 
 
 def _citations(env: BenchEnv, questions: list[dict[str, Any]], ids: dict[str, str]) -> dict[str, Any]:
     """At the default settings: does an answer's citation list include the labelled passage?"""
-    from citebot.service import Citebot
+    from dataflows.app import Citebot
 
     d = env.base
     prefix = ingest_papers(env, "minilm", d.chunk_chars, d.chunk_overlap_chars)
@@ -126,7 +138,11 @@ def _citations(env: BenchEnv, questions: list[dict[str, Any]], ids: dict[str, st
             cited += passage_in(answer.citations)
             given += passage_in(answer.citations + answer.uncited)
     n = len(questions)
-    out = {"questions": n, "passage_cited": round(cited / n, 3), "passage_among_sources": round(given / n, 3),
-           "grounded_answers": round(grounded / n, 3)}
+    out = {
+        "questions": n,
+        "passage_cited": round(cited / n, 3),
+        "passage_among_sources": round(given / n, 3),
+        "grounded_answers": round(grounded / n, 3),
+    }
     log(f"  citations at defaults: {out}")
     return out

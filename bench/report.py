@@ -28,14 +28,28 @@ def _ingest(r: dict[str, Any]) -> list[Row]:
             target, ok = ("", None)
             if embedder == "standin":
                 target, ok = "≥ 1.5× pypdf", x["vs_pypdf"] >= 1.5
-            rows.append(("ingest", f"{label}, {what}",
-                         f"{x['pages_per_s']} pages/s, {x['chunks_per_s']} chunks/s = {x['vs_pypdf']}× pypdf "
-                         f"({base[name]['pages_per_s']} pages/s)", target, _status(ok)))
+            rows.append(
+                (
+                    "ingest",
+                    f"{label}, {what}",
+                    f"{x['pages_per_s']} pages/s, {x['chunks_per_s']} chunks/s = {x['vs_pypdf']}× pypdf "
+                    f"({base[name]['pages_per_s']} pages/s)",
+                    target,
+                    _status(ok),
+                )
+            )
         key = "all" if "all" in c else "papers"
         s = c[key]["split_s"]
-        rows.append(("ingest", f"{label}, split (s, {key})",
-                     f"parse {s['parse']}, chunk {s['chunk']}, embed {s['embed']}, store {s['store']} "
-                     f"(embed+store overlapped: {s['embed+store']})", "", ""))
+        rows.append(
+            (
+                "ingest",
+                f"{label}, split (s, {key})",
+                f"parse {s['parse']}, chunk {s['chunk']}, embed {s['embed']}, store {s['store']} "
+                f"(embed+store overlapped: {s['embed+store']})",
+                "",
+                "",
+            )
+        )
     return rows
 
 
@@ -43,26 +57,54 @@ def _retrieval(r: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     for size, x in r["sizes"].items():
         big = int(size) >= 100_000
-        rows.append(("retrieval", f"Citebot.retrieve at {x['chunks']:,} chunks ({x['documents']} docs) p50 / p95",
-                     f"{x['retrieve_p50_ms']} / {x['retrieve_p95_ms']} ms", "p95 ≤ 50 ms at 100k" if big else "",
-                     _status(x["retrieve_p95_ms"] <= 50) if big else ""))
-        rows.append(("retrieval", f"Weaviate alone at {x['chunks']:,} chunks p50 / p95 (no filter p50)",
-                     f"{x['weaviate_p50_ms']} / {x['weaviate_p95_ms']} ms ({x['weaviate_nofilter_p50_ms']} ms)", "", ""))
-        rows.append(("retrieval", f"our time ÷ Weaviate's at {x['chunks']:,} chunks, p50 / p95",
-                     f"{x['overhead_p50']}× / {x['overhead_p95']}×", "≤ 2×",
-                     _status(x["overhead_p50"] <= 2 and x["overhead_p95"] <= 2)))
+        rows.append(
+            (
+                "retrieval",
+                f"Citebot.retrieve at {x['chunks']:,} chunks ({x['documents']} docs) p50 / p95",
+                f"{x['retrieve_p50_ms']} / {x['retrieve_p95_ms']} ms",
+                "p95 ≤ 50 ms at 100k" if big else "",
+                _status(x["retrieve_p95_ms"] <= 50) if big else "",
+            )
+        )
+        rows.append(
+            (
+                "retrieval",
+                f"Weaviate alone at {x['chunks']:,} chunks p50 / p95 (no filter p50)",
+                f"{x['weaviate_p50_ms']} / {x['weaviate_p95_ms']} ms ({x['weaviate_nofilter_p50_ms']} ms)",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "retrieval",
+                f"our time ÷ Weaviate's at {x['chunks']:,} chunks, p50 / p95",
+                f"{x['overhead_p50']}× / {x['overhead_p95']}×",
+                "≤ 2×",
+                _status(x["overhead_p50"] <= 2 and x["overhead_p95"] <= 2),
+            )
+        )
     return rows
 
 
 def _llm(r: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
-    for key, label, target in (("answer", "answer mode", 1), ("summary_cold", "summary mode, cold cache", None),
-                               ("summary_warm", "summary mode, warm cache", 1)):
+    for key, label, target in (
+        ("answer", "answer mode", 1),
+        ("summary_cold", "summary mode, cold cache", None),
+        ("summary_warm", "summary mode, warm cache", 1),
+    ):
         x = r[key]
-        rows.append(("llm cost", f"{label}: calls / prompt / completion tokens per ask",
-                     f"{x['calls_per_ask']} / {x['prompt_tokens_per_ask']:.0f} / {x['completion_tokens_per_ask']:.0f} "
-                     f"(seed design: {x['seed_design_calls_per_ask']} calls)",
-                     f"= {target} call" if target else "", _status(x["max_calls"] <= target) if target else ""))
+        rows.append(
+            (
+                "llm cost",
+                f"{label}: calls / prompt / completion tokens per ask",
+                f"{x['calls_per_ask']} / {x['prompt_tokens_per_ask']:.0f} / {x['completion_tokens_per_ask']:.0f} "
+                f"(seed design: {x['seed_design_calls_per_ask']} calls)",
+                f"= {target} call" if target else "",
+                _status(x["max_calls"] <= target) if target else "",
+            )
+        )
     return rows
 
 
@@ -72,11 +114,24 @@ def _memory(r: dict[str, Any]) -> list[Row]:
         x = r.get(embedder)
         if not isinstance(x, dict):
             continue
-        rows.append(("memory", f"bot process ({label}): idle / peak in 352-page ingest / idle after",
-                     f"{x['main_idle_mb']} / {x['main_peak_mb']} / {x['main_after_ingest_mb']} MB",
-                     "peak ≤ 300 MB", _status(x["main_peak_mb"] <= 300)))
-        rows.append(("memory", f"parsing workers ({label}): idle / peak (sum of {x['worker_processes']} processes)",
-                     f"{x['workers_idle_mb']} / {x['workers_peak_sum_mb']} MB", "", ""))
+        rows.append(
+            (
+                "memory",
+                f"bot process ({label}): idle / peak in 352-page ingest / idle after",
+                f"{x['main_idle_mb']} / {x['main_peak_mb']} / {x['main_after_ingest_mb']} MB",
+                "peak ≤ 300 MB",
+                _status(x["main_peak_mb"] <= 300),
+            )
+        )
+        rows.append(
+            (
+                "memory",
+                f"parsing workers ({label}): idle / peak (sum of {x['worker_processes']} processes)",
+                f"{x['workers_idle_mb']} / {x['workers_peak_sum_mb']} MB",
+                "",
+                "",
+            )
+        )
     return rows
 
 
@@ -89,31 +144,64 @@ def _quality(r: dict[str, Any]) -> list[Row]:
         cells = ", ".join(f"α{x['alpha']}: {x['mrr@10']:.2f}" for x in xs)
         rows.append(("quality", f"MRR@10 at {size}-char chunks ({xs[0]['chunks']} chunks)", cells, "", ""))
     b = r["best"]
-    rows.append(("quality", f"best: {b['chunk_chars']} chars, α {b['alpha']} — hit@1 / hit@5 / MRR@10",
-                 f"{b['hit@1']} / {b['hit@5']} / {b['mrr@10']}", "", ""))
+    rows.append(
+        (
+            "quality",
+            f"best: {b['chunk_chars']} chars, α {b['alpha']} — hit@1 / hit@5 / MRR@10",
+            f"{b['hit@1']} / {b['hit@5']} / {b['mrr@10']}",
+            "",
+            "",
+        )
+    )
     d = r.get("at_defaults")
     cur = r["current_defaults"]
     if d:
-        rows.append(("quality", f"current defaults: {cur['chunk_chars']} chars, α {cur['alpha']} — "
-                     "hit@1 / hit@5 / MRR@10", f"{d['hit@1']} / {d['hit@5']} / {d['mrr@10']}", "", ""))
+        rows.append(
+            (
+                "quality",
+                f"current defaults: {cur['chunk_chars']} chars, α {cur['alpha']} — hit@1 / hit@5 / MRR@10",
+                f"{d['hit@1']} / {d['hit@5']} / {d['mrr@10']}",
+                "",
+                "",
+            )
+        )
     c = r.get("citations")
     if c:
-        rows.append(("quality", f"answers at defaults ({c['questions']} questions): passage cited / among sources",
-                     f"{c['passage_cited']:.0%} / {c['passage_among_sources']:.0%}", "", ""))
+        rows.append(
+            (
+                "quality",
+                f"answers at defaults ({c['questions']} questions): passage cited / among sources",
+                f"{c['passage_cited']:.0%} / {c['passage_among_sources']:.0%}",
+                "",
+                "",
+            )
+        )
     return rows
 
 
 def _acks(r: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     for key, x in r["runs"].items():
-        rows.append(("acks", f"{key}: {x['n']} requests, p50 / p99 (max)",
-                     f"{x['p50_ms']} / {x['p99_ms']} ms ({x['max_ms']} ms)", "p99 ≤ 50 ms",
-                     _status(x["p99_ms"] <= 50)))
+        rows.append(
+            (
+                "acks",
+                f"{key}: {x['n']} requests, p50 / p99 (max)",
+                f"{x['p50_ms']} / {x['p99_ms']} ms ({x['max_ms']} ms)",
+                "p99 ≤ 50 ms",
+                _status(x["p99_ms"] <= 50),
+            )
+        )
     return rows
 
 
-BUILDERS = {"ingest": _ingest, "retrieval": _retrieval, "llm_cost": _llm, "memory": _memory,
-            "quality": _quality, "acks": _acks}
+BUILDERS = {
+    "ingest": _ingest,
+    "retrieval": _retrieval,
+    "llm_cost": _llm,
+    "memory": _memory,
+    "quality": _quality,
+    "acks": _acks,
+}
 
 
 def rows(results: dict[str, Any]) -> list[Row]:
@@ -143,7 +231,9 @@ def table(results: dict[str, Any]) -> str:
     meta = results.get("meta", {})
     lines = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)]
     lines.append("")
-    lines.append(f"{'quick smoke run, ' if meta.get('quick') else ''}{meta.get('machine', '')}; "
-                 f"load average {meta.get('load_average_at_start')} → {meta.get('load_average_at_end')}; "
-                 f"total {meta.get('total_seconds')} s")
+    lines.append(
+        f"{'quick smoke run, ' if meta.get('quick') else ''}{meta.get('machine', '')}; "
+        f"load average {meta.get('load_average_at_start')} → {meta.get('load_average_at_end')}; "
+        f"total {meta.get('total_seconds')} s"
+    )
     return "\n".join(lines)

@@ -17,6 +17,7 @@ returned vector), i.e. Weaviate's own time including the gRPC round trip.
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +69,34 @@ class Grower:
             title, chunks = self.docs[self.documents % len(self.docs)]
             doc_id = f"bench-{self.documents:06d}"
             take = chunks[: target - self.count]
-            self.store.begin_document({
-                "document_id": doc_id, "title": f"{title} (copy {self.documents // len(self.docs)})",
-                "authors": [], "source": "file", "arxiv_id": "", "link": "", "filename": f"{title}.pdf",
-                "pages": take[-1].page_end, "chunks": 0, "added_by": "bench", "added_scope": PAPERS_SCOPE.key,
-                "scopes": [PAPERS_SCOPE.key]})
-            noise = numpy.random.default_rng(self.documents).normal(0, 0.02, (len(take), len(next(iter(self.vectors.values())))))
+            self.store.begin_document(
+                {
+                    "document_id": doc_id,
+                    "title": f"{title} (copy {self.documents // len(self.docs)})",
+                    "authors": [],
+                    "source": "file",
+                    "arxiv_id": "",
+                    "link": "",
+                    "filename": f"{title}.pdf",
+                    "pages": take[-1].page_end,
+                    "chunks": 0,
+                    "added_by": "bench",
+                    "added_scope": PAPERS_SCOPE.key,
+                    "scopes": [PAPERS_SCOPE.key],
+                }
+            )
+            noise = numpy.random.default_rng(self.documents).normal(
+                0, 0.02, (len(take), len(next(iter(self.vectors.values()))))
+            )
             for c, eps in zip(take, noise):
                 v = numpy.asarray(self.vectors[c.text]) + (eps if self.documents >= len(self.docs) else 0)
-                pending.append((ChunkRecord(doc_id, c.index, c.text, c.page_start, c.page_end),
-                                (v / numpy.linalg.norm(v)).tolist(), title))
+                pending.append(
+                    (
+                        ChunkRecord(doc_id, c.index, c.text, c.page_start, c.page_end),
+                        (v / numpy.linalg.norm(v)).tolist(),
+                        title,
+                    )
+                )
             self.count += len(take)
             self.documents += 1
             self._mark_ready(doc_id, len(take))
@@ -93,12 +112,13 @@ class Grower:
         self.store_s += time.perf_counter() - began
 
     def _mark_ready(self, doc_id: str, chunks: int) -> None:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from citebot.store import object_id
 
-        self.store.documents.data.update(uuid=object_id("doc", doc_id), properties={
-            "status": "ready", "chunks": chunks, "updated_at": datetime.now(timezone.utc)})
+        self.store.documents.data.update(
+            uuid=object_id("doc", doc_id), properties={"status": "ready", "chunks": chunks, "updated_at": datetime.now(UTC)}
+        )
 
 
 def _time(fn: Any, queries: list[str]) -> list[float]:
@@ -113,7 +133,7 @@ def _time(fn: Any, queries: list[str]) -> list[float]:
 def run(env: BenchEnv) -> dict[str, Any]:
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 
-    from citebot.service import Citebot
+    from dataflows.app import Citebot
     from tests.standins.openai_server import embed
 
     sizes = QUICK_SIZES if env.quick else SIZES
@@ -133,8 +153,10 @@ def run(env: BenchEnv) -> dict[str, Any]:
             began = time.perf_counter()
             grower.grow_to(size)
             build_s = time.perf_counter() - began
-            log(f"retrieval: {grower.count} chunks in {grower.documents} documents (built in {build_s:.1f}s, "
-                f"{grower.store_s:.1f}s of it in store_chunks so far)")
+            log(
+                f"retrieval: {grower.count} chunks in {grower.documents} documents (built in {build_s:.1f}s, "
+                f"{grower.store_s:.1f}s of it in store_chunks so far)"
+            )
             queries = _queries(n_queries)
             doc_ids = [d.document_id for d in bot.documents(PAPERS_SCOPE)]
             assert len(doc_ids) == grower.documents, (len(doc_ids), grower.documents)
@@ -146,16 +168,27 @@ def run(env: BenchEnv) -> dict[str, Any]:
 
             def weaviate_only(q: str) -> None:
                 bot.store.chunks.query.hybrid(
-                    query=q, vector=qvec[q], alpha=settings.alpha, limit=top_k * 2,
-                    fusion_type=HybridFusion.RELATIVE_SCORE, query_properties=["text"],
+                    query=q,
+                    vector=qvec[q],
+                    alpha=settings.alpha,
+                    limit=top_k * 2,
+                    fusion_type=HybridFusion.RELATIVE_SCORE,
+                    query_properties=["text"],
                     filters=Filter.by_property("document_id").contains_any(doc_ids),
-                    return_metadata=MetadataQuery(score=True), include_vector=True)
+                    return_metadata=MetadataQuery(score=True),
+                    include_vector=True,
+                )
 
             def weaviate_plain(q: str) -> None:  # no filter, no vectors returned: the floor
                 bot.store.chunks.query.hybrid(
-                    query=q, vector=qvec[q], alpha=settings.alpha, limit=top_k * 2,
-                    fusion_type=HybridFusion.RELATIVE_SCORE, query_properties=["text"],
-                    return_metadata=MetadataQuery(score=True))
+                    query=q,
+                    vector=qvec[q],
+                    alpha=settings.alpha,
+                    limit=top_k * 2,
+                    fusion_type=HybridFusion.RELATIVE_SCORE,
+                    query_properties=["text"],
+                    return_metadata=MetadataQuery(score=True),
+                )
 
             for fn in (ours, weaviate_only, weaviate_plain):  # warm caches and connections
                 _time(fn, queries[:20])
@@ -164,7 +197,7 @@ def run(env: BenchEnv) -> dict[str, Any]:
             theirs: list[float] = []
             plain: list[float] = []
             for start in range(0, len(queries), 20):
-                part = queries[start:start + 20]
+                part = queries[start : start + 20]
                 mine += _time(ours, part)
                 theirs += _time(weaviate_only, part)
                 plain += _time(weaviate_plain, part)
@@ -175,13 +208,19 @@ def run(env: BenchEnv) -> dict[str, Any]:
                 bot.retrieve(q, PAPERS_SCOPE)
                 for name, seconds in bot.timer.timings.items():
                     nodes[name] = nodes.get(name, 0.0) + seconds * 1000 / 50
-            row = {"chunks": grower.count, "documents": grower.documents, "build_s": round(build_s, 1),
-                   "retrieve_p50_ms": round(pct(mine, 50), 2), "retrieve_p95_ms": round(pct(mine, 95), 2),
-                   "weaviate_p50_ms": round(pct(theirs, 50), 2), "weaviate_p95_ms": round(pct(theirs, 95), 2),
-                   "weaviate_nofilter_p50_ms": round(pct(plain, 50), 2),
-                   "overhead_p50": round(pct(mine, 50) / pct(theirs, 50), 2),
-                   "overhead_p95": round(pct(mine, 95) / pct(theirs, 95), 2),
-                   "node_mean_ms": {k: round(v, 2) for k, v in nodes.items()}}
+            row = {
+                "chunks": grower.count,
+                "documents": grower.documents,
+                "build_s": round(build_s, 1),
+                "retrieve_p50_ms": round(pct(mine, 50), 2),
+                "retrieve_p95_ms": round(pct(mine, 95), 2),
+                "weaviate_p50_ms": round(pct(theirs, 50), 2),
+                "weaviate_p95_ms": round(pct(theirs, 95), 2),
+                "weaviate_nofilter_p50_ms": round(pct(plain, 50), 2),
+                "overhead_p50": round(pct(mine, 50) / pct(theirs, 50), 2),
+                "overhead_p95": round(pct(mine, 95) / pct(theirs, 95), 2),
+                "node_mean_ms": {k: round(v, 2) for k, v in nodes.items()},
+            }
             log(f"  {row}")
             out["sizes"][str(size)] = row
     return out

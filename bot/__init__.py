@@ -1,4 +1,4 @@
-"""The Slack bot: a thin layer that turns Slack events into ``citebot.service.Citebot`` calls.
+"""The Slack bot: a thin layer that turns Slack events into ``dataflows.app.Citebot`` calls.
 
 ``bot.app.build_app`` wires listeners (``bot/listeners/``), ``bot.runner.serve`` runs it
 (Socket Mode with ``SLACK_APP_TOKEN``, HTTP mode otherwise).

@@ -58,7 +58,8 @@ def parse_ask(text: str) -> AskOptions:
                     if not 0.0 <= alpha <= 1.0:
                         raise ValueError
             except ValueError:
-                raise UsageError(f"`{name}` needs {'a whole number from 1 to 50' if name == '--top-k' else 'a number from 0 to 1'}.\n{messages.ASK_USAGE}") from None
+                wanted = "a whole number from 1 to 50" if name == "--top-k" else "a number from 0 to 1"
+                raise UsageError(f"`{name}` needs {wanted}.\n{messages.ASK_USAGE}") from None
             continue
         if word == "--summary":
             mode = "summary"
@@ -112,8 +113,14 @@ class ThrottledUpdater:
 
 
 async def answer_in_thread(
-    deps: Deps, client: AsyncWebClient, *, scope: Scope, channel: str, thread_ts: str,
-    options: AskOptions, history: list[tuple[str, str]] | None = None,
+    deps: Deps,
+    client: AsyncWebClient,
+    *,
+    scope: Scope,
+    channel: str,
+    thread_ts: str,
+    options: AskOptions,
+    history: list[tuple[str, str]] | None = None,
 ) -> None:
     """Post "Thinking…" in the thread, stream the answer into it, finish with blocks and 👍/👎.
 
@@ -125,12 +132,23 @@ async def answer_in_thread(
     updater = ThrottledUpdater(client, channel, ts, deps.stream_interval_s)
     try:
         answer = await asyncio.to_thread(
-            deps.citebot.ask, options.question, scope, top_k=options.top_k, alpha=options.alpha,
-            mode=options.mode, history=tuple(history or ()), on_partial=updater.push)
+            deps.citebot.ask,
+            options.question,
+            scope,
+            top_k=options.top_k,
+            alpha=options.alpha,
+            mode=options.mode,
+            history=tuple(history or ()),
+            on_partial=updater.push,
+        )
     except CitebotError as error:
         await updater.close()
-        await client.chat_update(channel=channel, ts=ts, text=messages.error_text(str(error)),
-                                 blocks=[messages.section(messages.error_text(str(error)), f"{messages.ANSWER_BLOCK}-0")])
+        await client.chat_update(
+            channel=channel,
+            ts=ts,
+            text=messages.error_text(str(error)),
+            blocks=[messages.section(messages.error_text(str(error)), f"{messages.ANSWER_BLOCK}-0")],
+        )
         return
     except Exception:
         await updater.close()
@@ -139,8 +157,11 @@ async def answer_in_thread(
         return
     await updater.close()
     await client.chat_update(
-        channel=channel, ts=ts, text=messages.answer_fallback(answer),
-        blocks=messages.answer_blocks(answer, answer_key=f"{channel}:{ts}"))
+        channel=channel,
+        ts=ts,
+        text=messages.answer_fallback(answer),
+        blocks=messages.answer_blocks(answer, answer_key=f"{channel}:{ts}"),
+    )
 
 
 def strip_mentions(text: str) -> str:
@@ -149,7 +170,12 @@ def strip_mentions(text: str) -> str:
 
 
 def thread_history(
-    thread: list[dict[str, Any]], *, bot_user_id: str, bot_id: str, before_ts: str, limit: int = 12,
+    thread: list[dict[str, Any]],
+    *,
+    bot_user_id: str,
+    bot_id: str,
+    before_ts: str,
+    limit: int = 12,
 ) -> list[tuple[str, str]]:
     """(role, text) pairs of a thread before ``before_ts``: the bot's answers as assistant turns,
     its "<@U> asked: …" posts and people's messages as user turns; placeholders skipped."""

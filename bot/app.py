@@ -16,8 +16,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.deps import Deps
 from bot.listeners import register_all
 from bot.middleware import Claims, IgnoreBots, SignatureCheck
-from citebot.service import Citebot
 from citebot.settings import Settings
+from dataflows.app import Citebot
 
 
 def make_client(settings: Settings) -> AsyncWebClient:

@@ -34,11 +34,15 @@ async def _thread(client: AsyncWebClient, channel: str, thread_ts: str) -> list[
 def _bot_answered(thread: list[dict[str, Any]], context: AsyncBoltContext) -> bool:
     return any(
         (m.get("bot_id") == context.bot_id or m.get("user") == context.bot_user_id) and messages.is_answer_message(m)
-        for m in thread)
+        for m in thread
+    )
 
 
 async def addressed_thread(
-    deps: Deps, client: AsyncWebClient, context: AsyncBoltContext, event: dict[str, Any],
+    deps: Deps,
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    event: dict[str, Any],
 ) -> list[dict[str, Any]] | None:
     """The thread's messages when ``event`` is addressed to the bot, else None (no API call unless
     the message is a thread reply without a mention)."""
@@ -56,7 +60,10 @@ async def addressed_thread(
 
 
 async def answer_message(
-    deps: Deps, client: AsyncWebClient, context: AsyncBoltContext, event: dict[str, Any],
+    deps: Deps,
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    event: dict[str, Any],
     thread: list[dict[str, Any]],
 ) -> None:
     """Answer the question in ``event`` in its thread, with the earlier thread messages as history."""
@@ -67,9 +74,15 @@ async def answer_message(
         options = parse_ask(text)
     except UsageError as usage:
         hint = "Ask me a question after the mention, e.g. `@citebot What optimizer was used?`"
-        await client.chat_postMessage(channel=channel, thread_ts=thread_ts,
-                                      text=hint if not text else str(usage))
+        await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=hint if not text else str(usage))
         return
     history = thread_history(thread, bot_user_id=context.bot_user_id or "", bot_id=context.bot_id or "", before_ts=ts)
-    await answer_in_thread(deps, client, scope=scope_for(context, channel), channel=channel,
-                           thread_ts=thread_ts, options=options, history=history)
+    await answer_in_thread(
+        deps,
+        client,
+        scope=scope_for(context, channel),
+        channel=channel,
+        thread_ts=thread_ts,
+        options=options,
+        history=history,
+    )

@@ -11,8 +11,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.middleware import Claims
 from citebot.domain import Scope
-from citebot.service import Citebot
 from citebot.settings import Settings
+from dataflows.app import Citebot
 
 log = logging.getLogger("citebot.bot")
 

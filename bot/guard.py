@@ -46,7 +46,12 @@ async def never_silent(deps: Deps, report: Report, what: str) -> AsyncIterator[N
 
 
 async def post_or_explain(
-    client: AsyncWebClient, respond: AsyncRespond, *, channel: str, text: str, blocks: list[dict[str, Any]] | None = None,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    *,
+    channel: str,
+    text: str,
+    blocks: list[dict[str, Any]] | None = None,
 ) -> str | None:
     """Post in ``channel``; when the bot is not in it, tell the user (ephemerally) how to invite it.
 

@@ -167,10 +167,21 @@ def _citation_block(c: Citation) -> Block:
 def feedback_block(answer_key: str, question: str) -> Block:
     value = json.dumps({"k": answer_key, "q": truncate(question, 1200)}, ensure_ascii=False)
     return {
-        "type": "actions", "block_id": "citebot-feedback",
+        "type": "actions",
+        "block_id": "citebot-feedback",
         "elements": [
-            {"type": "button", "action_id": FEEDBACK_UP, "text": {"type": "plain_text", "text": "👍 Helpful"}, "value": value},
-            {"type": "button", "action_id": FEEDBACK_DOWN, "text": {"type": "plain_text", "text": "👎 Not helpful"}, "value": value},
+            {
+                "type": "button",
+                "action_id": FEEDBACK_UP,
+                "text": {"type": "plain_text", "text": "👍 Helpful"},
+                "value": value,
+            },
+            {
+                "type": "button",
+                "action_id": FEEDBACK_DOWN,
+                "text": {"type": "plain_text", "text": "👎 Not helpful"},
+                "value": value,
+            },
         ],
     }
 
@@ -224,8 +235,9 @@ def ingest_text(result: IngestResult, filename: str = "") -> str:
     if result.already_present:
         head = f":white_check_mark: *{title}* is already indexed here ({result.pages} pages, {result.chunks} chunks)."
     else:
-        head = (f":white_check_mark: Indexed *{title}*: {result.pages} pages, {result.chunks} chunks "
-                f"in {result.seconds:.1f} s.")
+        head = (
+            f":white_check_mark: Indexed *{title}*: {result.pages} pages, {result.chunks} chunks in {result.seconds:.1f} s."
+        )
     authors = ", ".join(neutralise(a) for a in result.authors[:6]) + (" et al." if len(result.authors) > 6 else "")
     lines = [head]
     if authors:
@@ -252,7 +264,7 @@ def docs_blocks(docs: list[DocumentInfo], page: int) -> tuple[str, list[Block]]:
         return text, [section(text)]
     pages = (len(docs) + DOCS_PER_PAGE - 1) // DOCS_PER_PAGE
     page = max(0, min(page, pages - 1))
-    shown = docs[page * DOCS_PER_PAGE:(page + 1) * DOCS_PER_PAGE]
+    shown = docs[page * DOCS_PER_PAGE : (page + 1) * DOCS_PER_PAGE]
     header = f"*Documents in this channel* ({len(docs)}) — page {page + 1} of {pages}"
     blocks: list[Block] = [section(header)]
     for d in shown:
@@ -260,14 +272,31 @@ def docs_blocks(docs: list[DocumentInfo], page: int) -> tuple[str, list[Block]]:
         if d.link:
             title = slack_link(d.link, title)
         who = f"<@{d.added_by}>" if re.fullmatch(r"[UW][A-Z0-9]+", d.added_by or "") else neutralise(d.added_by or "?")
-        blocks.append(section(
-            f"*{title}*\n{d.source} · {d.pages} pages · added by {who} · {neutralise(d.added_at[:16].replace('T', ' '))}"
-            f" · id `{neutralise(d.document_id)}`"))
+        blocks.append(
+            section(
+                f"*{title}*\n{d.source} · {d.pages} pages · added by {who} · {neutralise(d.added_at[:16].replace('T', ' '))}"
+                f" · id `{neutralise(d.document_id)}`"
+            )
+        )
     buttons = []
     if page > 0:
-        buttons.append({"type": "button", "action_id": DOCS_PAGE + "_prev", "text": {"type": "plain_text", "text": "Previous page"}, "value": str(page - 1)})
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": DOCS_PAGE + "_prev",
+                "text": {"type": "plain_text", "text": "Previous page"},
+                "value": str(page - 1),
+            }
+        )
     if page + 1 < pages:
-        buttons.append({"type": "button", "action_id": DOCS_PAGE, "text": {"type": "plain_text", "text": "Next page"}, "value": str(page + 1)})
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": DOCS_PAGE,
+                "text": {"type": "plain_text", "text": "Next page"},
+                "value": str(page + 1),
+            }
+        )
     if buttons:
         blocks.append({"type": "actions", "block_id": "citebot-docs-pages", "elements": buttons})
     return f"{len(docs)} documents in this channel (page {page + 1} of {pages})", blocks
@@ -278,5 +307,4 @@ def forgot_text(doc: DocumentInfo) -> str:
 
 
 def not_in_channel_text() -> str:
-    return ("I'm not a member of this channel, so I can't post here. "
-            "Invite me with `/invite @citebot` and try again.")
+    return "I'm not a member of this channel, so I can't post here. Invite me with `/invite @citebot` and try again."

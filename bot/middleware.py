@@ -29,7 +29,11 @@ class IgnoreBots(AsyncMiddleware):
     """Acknowledge and drop events written by any bot (bolt already drops the bot's own)."""
 
     async def async_process(
-        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]],
+        self,
+        *,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse:
         event = req.body.get("event")
         if isinstance(event, dict) and (event.get("bot_id") or event.get("subtype") in IGNORED_BOT_SUBTYPES):

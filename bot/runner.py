@@ -19,8 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import build_app, make_client
 from bot.deps import Deps
 from citebot.errors import CitebotError
-from citebot.service import Citebot
 from citebot.settings import Settings
+from dataflows.app import Citebot
 
 log = logging.getLogger("citebot.bot")
 EVENTS_PATH = "/slack/events"
@@ -29,8 +29,10 @@ EVENTS_PATH = "/slack/events"
 def check_tokens(settings: Settings) -> None:
     """Raise ``CitebotError`` (one line) when the Slack credentials cannot work."""
     if not settings.slack_bot_token:
-        raise CitebotError("SLACK_BOT_TOKEN is not set: use the Bot User OAuth Token (xoxb-…) from your Slack app's "
-                           "OAuth & Permissions page.")
+        raise CitebotError(
+            "SLACK_BOT_TOKEN is not set: use the Bot User OAuth Token (xoxb-…) from your Slack app's "
+            "OAuth & Permissions page."
+        )
     if not settings.slack_bot_token.startswith("xoxb-"):
         raise CitebotError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-.")
     if settings.slack_app_token and not settings.slack_app_token.startswith("xapp-"):
@@ -53,7 +55,8 @@ async def check_with_slack(settings: Settings) -> None:
                 raise CitebotError(f"Slack rejected {name} ({error.response.get('error')}).") from None
             except Exception as error:
                 raise CitebotError(
-                    f"Cannot reach Slack at {settings.slack_api_url} ({type(error).__name__}: {error}).") from None
+                    f"Cannot reach Slack at {settings.slack_api_url} ({type(error).__name__}: {error})."
+                ) from None
     finally:
         if client.session is not None:
             await client.session.close()
@@ -66,7 +69,12 @@ class BotServer:
     """
 
     def __init__(
-        self, settings: Settings, citebot: Citebot, *, host: str = "0.0.0.0", port: int | None = None,
+        self,
+        settings: Settings,
+        citebot: Citebot,
+        *,
+        host: str = "0.0.0.0",
+        port: int | None = None,
         clock: Clock | None = None,
     ) -> None:
         self.settings, self.citebot, self.host = settings, citebot, host
@@ -103,8 +111,11 @@ class BotServer:
         return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
 
     async def _healthz(self, _: web.Request) -> web.Response:
-        body: dict[str, Any] = {"ok": True, "mode": "socket" if self.socket_mode else "http",
-                                "in_flight": len(self.deps.inflight) if self.deps else 0}
+        body: dict[str, Any] = {
+            "ok": True,
+            "mode": "socket" if self.socket_mode else "http",
+            "in_flight": len(self.deps.inflight) if self.deps else 0,
+        }
         if self._socket is not None:
             body["connected"] = await self._socket.client.is_connected()
             body["ok"] = body["connected"]
@@ -146,6 +157,7 @@ async def _serve(settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     """Run the Slack bot until SIGINT/SIGTERM. Bad or missing Slack credentials raise ``CitebotError``."""
     check_tokens(settings)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        force=True)  # the CLI configured WARNING before it called serve()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )  # the CLI configured WARNING before it called serve()
     asyncio.run(_serve(settings))

@@ -45,7 +45,12 @@ def _allowed(url: str, api_url: str) -> bool:
 
 
 async def download_pdf(
-    file: dict[str, Any], *, token: str, api_url: str, max_bytes: int, timeout_s: float,
+    file: dict[str, Any],
+    *,
+    token: str,
+    api_url: str,
+    max_bytes: int,
+    timeout_s: float,
 ) -> bytes:
     """The bytes of a Slack-hosted file, or a ``CitebotError`` saying why not (ingestion then
     checks that they are a PDF)."""
@@ -57,5 +62,10 @@ async def download_pdf(
     if declared > max_bytes:
         raise PdfTooLarge(f"{name} is {declared / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.1f} MiB.")
     return await fetch_pdf(
-        url, max_bytes, timeout_s, headers={"Authorization": f"Bearer {token}"}, name=name,
-        no_access_hint="Make sure I'm a member of this channel and the app has the `files:read` scope.")
+        url,
+        max_bytes,
+        timeout_s,
+        headers={"Authorization": f"Bearer {token}"},
+        name=name,
+        no_access_hint="Make sure I'm a member of this channel and the app has the `files:read` scope.",
+    )

@@ -46,8 +46,9 @@ def chunk_pages(pages: list[PageText], size: int, overlap: int) -> list[Chunk]:
     fresh = 0  # units in `current` not already emitted in the previous chunk
 
     def emit() -> None:
-        chunks.append(Chunk(index=len(chunks), text=" ".join(u[0] for u in current),
-                            page_start=current[0][1], page_end=current[-1][1]))
+        chunks.append(
+            Chunk(index=len(chunks), text=" ".join(u[0] for u in current), page_start=current[0][1], page_end=current[-1][1])
+        )
 
     for unit in units:
         if current and length + len(unit[0]) + 1 > size and fresh:

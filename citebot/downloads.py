@@ -3,8 +3,6 @@ refusal of HTML pages (a login page means no access). Used for arXiv and for Sla
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
 from citebot.errors import DownloadFailed, PdfTooLarge
@@ -14,8 +12,14 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-async def fetch_pdf(url: str, max_bytes: int, timeout_s: float, headers: dict[str, str] | None = None,
-                    name: str = "The PDF", no_access_hint: str = "") -> bytes:
+async def fetch_pdf(
+    url: str,
+    max_bytes: int,
+    timeout_s: float,
+    headers: dict[str, str] | None = None,
+    name: str = "The PDF",
+    no_access_hint: str = "",
+) -> bytes:
     """The body at ``url`` (empty bodies and signatures are checked by ingestion)."""
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
@@ -25,8 +29,9 @@ async def fetch_pdf(url: str, max_bytes: int, timeout_s: float, headers: dict[st
                 if response.status != 200:
                     raise DownloadFailed(f"The download of {name} failed with HTTP {response.status}; try again later.")
                 if response.content_type == "text/html":
-                    raise DownloadFailed(f"I can't access {name}: the server sent a login page instead of the "
-                                         f"file. {no_access_hint}".strip())
+                    raise DownloadFailed(
+                        f"I can't access {name}: the server sent a login page instead of the file. {no_access_hint}".strip()
+                    )
                 if response.content_length and response.content_length > max_bytes:
                     raise PdfTooLarge(f"{name} is {_mib(response.content_length)}; the limit is {_mib(max_bytes)}.")
                 body = bytearray()
@@ -35,7 +40,7 @@ async def fetch_pdf(url: str, max_bytes: int, timeout_s: float, headers: dict[st
                     if len(body) > max_bytes:
                         raise PdfTooLarge(f"{name} is larger than the limit of {_mib(max_bytes)}.")
                 return bytes(body)
-    except (asyncio.TimeoutError, TimeoutError) as error:
+    except TimeoutError as error:
         raise DownloadFailed(f"The download of {name} timed out after {timeout_s:.0f} s; try again later.") from error
     except aiohttp.ClientError as error:
         raise DownloadFailed(f"The download of {name} failed ({type(error).__name__}); try again later.") from error

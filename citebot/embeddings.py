@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from pathlib import Path
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import openai
 
@@ -52,7 +52,7 @@ class OpenAIEmbedder(Embedder):
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
-            batch = texts[start:start + self.batch_size]
+            batch = texts[start : start + self.batch_size]
             try:
                 response = self._client.embeddings.create(model=self.model, input=batch)
             except openai.APIError as error:
@@ -61,7 +61,6 @@ class OpenAIEmbedder(Embedder):
                 ) from error
             vectors.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
         return vectors
-
 
 
 def _assemble_default_model_dir(cache_dir: Path) -> Path:
@@ -108,19 +107,26 @@ class LocalEmbedder(Embedder):
             with _register_lock:
                 if registered not in {m["model"] for m in TextEmbedding.list_supported_models()}:
                     TextEmbedding.add_custom_model(
-                        model=registered, pooling=PoolingType.MEAN, normalization=True,
-                        sources=ModelSource(hf="sentence-transformers/all-MiniLM-L6-v2"), dim=384,
-                        model_file="model.onnx", description="all-MiniLM-L6-v2, int8 ONNX",
-                        license="apache-2.0", size_in_gb=0.023,
+                        model=registered,
+                        pooling=PoolingType.MEAN,
+                        normalization=True,
+                        sources=ModelSource(hf="sentence-transformers/all-MiniLM-L6-v2"),
+                        dim=384,
+                        model_file="model.onnx",
+                        description="all-MiniLM-L6-v2, int8 ONNX",
+                        license="apache-2.0",
+                        size_in_gb=0.023,
                     )
-            self._model = TextEmbedding(registered, specific_model_path=str(model_dir), threads=threads,
-                                        enable_cpu_mem_arena=False)
+            self._model = TextEmbedding(
+                registered, specific_model_path=str(model_dir), threads=threads, enable_cpu_mem_arena=False
+            )
             # all-MiniLM-L6-v2 was trained on 256 word pieces (its tokenizer.json allows 512, which
             # is slower and no better): truncate as sentence-transformers does.
             self._model.model.tokenizer.enable_truncation(MINILM_MAX_TOKENS)
         else:
-            self._model = TextEmbedding(name, cache_dir=str(Path(settings.data_dir) / "models"), threads=threads,
-                                        enable_cpu_mem_arena=False)
+            self._model = TextEmbedding(
+                name, cache_dir=str(Path(settings.data_dir) / "models"), threads=threads, enable_cpu_mem_arena=False
+            )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [vector.tolist() for vector in self._model.embed(texts, batch_size=self.batch_size)]

@@ -27,13 +27,13 @@ class ChatModel:
             max_retries=settings.model_max_retries,
         )
 
-    def complete(self, messages: Messages, on_partial: Callable[[str], None] | None = None,
-                 max_tokens: int = 800) -> str:
+    def complete(self, messages: Messages, on_partial: Callable[[str], None] | None = None, max_tokens: int = 800) -> str:
         """One chat completion; streamed when ``on_partial`` wants the text as it comes."""
         try:
             if on_partial is None:
                 response = self._client.chat.completions.create(
-                    model=self.model, messages=messages, temperature=0, max_tokens=max_tokens)
+                    model=self.model, messages=messages, temperature=0, max_tokens=max_tokens
+                )
                 return response.choices[0].message.content or ""
             return self._stream(messages, on_partial, max_tokens)
         except openai.APIError as error:
@@ -45,7 +45,8 @@ class ChatModel:
         parts: list[str] = []
         last = time.monotonic()
         stream = self._client.chat.completions.create(
-            model=self.model, messages=messages, temperature=0, max_tokens=max_tokens, stream=True)
+            model=self.model, messages=messages, temperature=0, max_tokens=max_tokens, stream=True
+        )
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 parts.append(chunk.choices[0].delta.content)

@@ -10,9 +10,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from pypdf import PdfReader
-from pypdf import PasswordType
-from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import DependencyError, FileNotDecryptedError
 
 from citebot.errors import CorruptPdf, EmptyFile, EncryptedPdf, NotAPdf, PdfTooLarge, TooManyPages
 
@@ -46,7 +45,9 @@ def open_pdf(data: bytes) -> PdfReader:
             try:
                 unlocked = reader.decrypt("")
             except (DependencyError, NotImplementedError) as error:
-                raise EncryptedPdf("The PDF is encrypted in a way citebot cannot open; share an unprotected copy.") from error
+                raise EncryptedPdf(
+                    "The PDF is encrypted in a way citebot cannot open; share an unprotected copy."
+                ) from error
             if unlocked == PasswordType.NOT_DECRYPTED:
                 raise EncryptedPdf("The PDF is password-protected; share a copy without a password.")
         len(reader.pages)  # forces the page tree to parse

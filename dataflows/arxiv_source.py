@@ -40,21 +40,31 @@ def arxiv_metadata(arxiv_id: str, arxiv_api_url: str, download_timeout_s: float)
     if not results:
         raise ArxivNotFound(f"arXiv has no paper `{arxiv_id}`.")
     paper = results[0]
-    return {"title": paper.title, "authors": [a.name for a in paper.authors], "summary": paper.summary,
-            "published": paper.published.isoformat() if paper.published else ""}
+    return {
+        "title": paper.title,
+        "authors": [a.name for a in paper.authors],
+        "summary": paper.summary,
+        "published": paper.published.isoformat() if paper.published else "",
+    }
 
 
 def source_metadata(arxiv_id: str, arxiv_metadata: dict[str, Any], arxiv_abs_url: str) -> dict[str, Any]:
     """What the ingestion dataflow records about the paper."""
-    return {"title": arxiv_metadata["title"], "authors": arxiv_metadata["authors"],
-            "arxiv_id": without_version(arxiv_id), "link": arxiv_abs_url.format(id=arxiv_id)}
+    return {
+        "title": arxiv_metadata["title"],
+        "authors": arxiv_metadata["authors"],
+        "arxiv_id": without_version(arxiv_id),
+        "link": arxiv_abs_url.format(id=arxiv_id),
+    }
 
 
-def pdf_bytes(arxiv_id: str, arxiv_metadata: dict[str, Any], arxiv_pdf_url: str, download_timeout_s: float,
-              max_pdf_bytes: int) -> bytes:
+def pdf_bytes(
+    arxiv_id: str, arxiv_metadata: dict[str, Any], arxiv_pdf_url: str, download_timeout_s: float, max_pdf_bytes: int
+) -> bytes:
     """The paper's PDF (only fetched once its metadata exists)."""
-    return asyncio.run(fetch_pdf(arxiv_pdf_url.format(id=arxiv_id), max_pdf_bytes, download_timeout_s,
-                                 name=f"The PDF of {arxiv_id}"))
+    return asyncio.run(
+        fetch_pdf(arxiv_pdf_url.format(id=arxiv_id), max_pdf_bytes, download_timeout_s, name=f"The PDF of {arxiv_id}")
+    )
 
 
 class _TimeoutSession(requests.Session):

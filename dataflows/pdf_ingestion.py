@@ -24,8 +24,16 @@ from citebot.chunking import Chunk, chunk_pages
 from citebot.domain import IngestResult, Provenance
 from citebot.embeddings import Embedder
 from citebot.errors import CitebotError, NoExtractableText, StoreFailed
-from citebot.pdf_text import (PageText, check_pdf_bytes, extract_pages, is_text_page,
-                              largest_text_on_first_page, open_pdf, page_count, pdf_info)
+from citebot.pdf_text import (
+    PageText,
+    check_pdf_bytes,
+    extract_pages,
+    is_text_page,
+    largest_text_on_first_page,
+    open_pdf,
+    page_count,
+    pdf_info,
+)
 from citebot.store import ChunkRecord, Store
 
 # PDFs with at least this many pages are parsed in worker processes, in about this many
@@ -74,8 +82,8 @@ def text_pages(page_texts: list[PageText]) -> list[PageText]:
     pages = [page for page in page_texts if is_text_page(page)]
     if not pages:
         raise NoExtractableText(
-            "The PDF has no extractable text (it looks scanned or image-only). "
-            "Run it through OCR and share the result.")
+            "The PDF has no extractable text (it looks scanned or image-only). Run it through OCR and share the result."
+        )
     return pages
 
 
@@ -89,11 +97,11 @@ def first_page_title(pdf_document: PdfReader) -> str:
     return largest_text_on_first_page(pdf_document)
 
 
-def title(source_metadata: dict[str, Any], pdf_properties: dict[str, str], first_page_title: str,
-          provenance: Provenance) -> str:
+def title(
+    source_metadata: dict[str, Any], pdf_properties: dict[str, str], first_page_title: str, provenance: Provenance
+) -> str:
     """arXiv metadata, else PDF metadata, else the first page's largest text, else the file name."""
-    for candidate in (source_metadata.get("title"), pdf_properties.get("title"), first_page_title,
-                      provenance.filename):
+    for candidate in (source_metadata.get("title"), pdf_properties.get("title"), first_page_title, provenance.filename):
         if candidate and len(candidate.strip()) >= 3:
             return unicodedata.normalize("NFKC", " ".join(candidate.split()))[:300]
     return "Untitled document"
@@ -110,20 +118,34 @@ def chunks(text_pages: list[PageText], chunk_chars: int, chunk_overlap_chars: in
     return chunk_pages(text_pages, chunk_chars, chunk_overlap_chars)
 
 
-def document_record(document_id: str, title: str, authors: list[str], page_total: int,
-                    provenance: Provenance, source_metadata: dict[str, Any]) -> dict[str, Any]:
+def document_record(
+    document_id: str,
+    title: str,
+    authors: list[str],
+    page_total: int,
+    provenance: Provenance,
+    source_metadata: dict[str, Any],
+) -> dict[str, Any]:
     """The document's properties as stored in Weaviate."""
     return {
-        "document_id": document_id, "title": title, "authors": authors,
-        "source": provenance.source, "arxiv_id": source_metadata.get("arxiv_id", ""),
-        "link": source_metadata.get("link") or provenance.link, "filename": provenance.filename,
-        "pages": page_total, "chunks": 0, "added_by": provenance.user, "added_scope": provenance.scope.key,
+        "document_id": document_id,
+        "title": title,
+        "authors": authors,
+        "source": provenance.source,
+        "arxiv_id": source_metadata.get("arxiv_id", ""),
+        "link": source_metadata.get("link") or provenance.link,
+        "filename": provenance.filename,
+        "pages": page_total,
+        "chunks": 0,
+        "added_by": provenance.user,
+        "added_scope": provenance.scope.key,
         "scopes": [provenance.scope.key],
     }
 
 
-def stored_document(document_record: dict[str, Any], chunks: list[Chunk], embedder: Embedder,
-                    store: Store) -> dict[str, float]:
+def stored_document(
+    document_record: dict[str, Any], chunks: list[Chunk], embedder: Embedder, store: Store
+) -> dict[str, float]:
     """Embeds and stores every chunk, all or nothing: on any failure the partial document is
     removed and the error re-raised. Returns the seconds spent embedding and storing."""
     doc_id = document_record["document_id"]
@@ -136,7 +158,7 @@ def stored_document(document_record: dict[str, Any], chunks: list[Chunk], embedd
         with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
             pending: concurrent.futures.Future | None = None
             for start in range(0, len(records), CHUNKS_PER_BATCH):
-                batch = records[start:start + CHUNKS_PER_BATCH]
+                batch = records[start : start + CHUNKS_PER_BATCH]
                 began = time.perf_counter()
                 vectors = embedder.embed_documents([r.text for r in batch])
                 timings["embed"] += time.perf_counter() - began
@@ -151,14 +173,14 @@ def stored_document(document_record: dict[str, Any], chunks: list[Chunk], embedd
         if isinstance(error, CitebotError):
             raise
         if isinstance(error, Exception):
-            raise StoreFailed(f"Storing the document failed ({type(error).__name__}); it was not indexed. "
-                              "Please try again.") from error
+            raise StoreFailed(
+                f"Storing the document failed ({type(error).__name__}); it was not indexed. Please try again."
+            ) from error
         raise
     return timings
 
 
-def _timed_store(store: Store, batch: list[ChunkRecord], vectors: list[list[float]],
-                 record: dict[str, Any]) -> float:
+def _timed_store(store: Store, batch: list[ChunkRecord], vectors: list[list[float]], record: dict[str, Any]) -> float:
     began = time.perf_counter()
     store.store_chunks(batch, vectors, record["title"], record["link"])
     return time.perf_counter() - began
@@ -173,7 +195,14 @@ def _remove_quietly(store: Store, doc_id: str) -> None:
 
 def ingest_result(document_record: dict[str, Any], chunks: list[Chunk], stored_document: dict[str, float]) -> IngestResult:
     return IngestResult(
-        document_id=document_record["document_id"], title=document_record["title"],
-        authors=document_record["authors"], pages=document_record["pages"], chunks=len(chunks),
-        already_present=False, seconds=0.0, link=document_record["link"], arxiv_id=document_record["arxiv_id"],
-        timings=dict(stored_document))
+        document_id=document_record["document_id"],
+        title=document_record["title"],
+        authors=document_record["authors"],
+        pages=document_record["pages"],
+        chunks=len(chunks),
+        already_present=False,
+        seconds=0.0,
+        link=document_record["link"],
+        arxiv_id=document_record["arxiv_id"],
+        timings=dict(stored_document),
+    )

@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 from citebot.settings import Settings
-from citebot.weaviate_server import WeaviateProcess, ensure_binary
-
+from citebot.weaviate_server import ensure_binary
 from tests.paths import PDFS, TESTDATA
 from tests.standins.settings import with_standins
+from tests.weaviate_process import WeaviateProcess
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +55,7 @@ def arxiv_standin():
 @pytest.fixture(scope="session")
 def offline_bot(base_settings: Settings, arxiv_standin):
     """Citebot as a newcomer runs it: no API key (local MiniLM, extractive answers)."""
-    from citebot.service import Citebot
+    from dataflows.app import Citebot
 
     with Citebot(with_standins(base_settings, arxiv=arxiv_standin, collection_prefix="Offline")) as bot:
         yield bot
@@ -69,5 +69,6 @@ def corpus(offline_bot):
     results = {}
     for path in sorted(PDFS.glob("*.pdf")):
         results[path.stem] = offline_bot.ingest_pdf(
-            path.read_bytes(), Provenance(scope=CLI_SCOPE, user="tester", filename=path.name))
+            path.read_bytes(), Provenance(scope=CLI_SCOPE, user="tester", filename=path.name)
+        )
     return results

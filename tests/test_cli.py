@@ -14,15 +14,18 @@ from tests.paths import NASTY, PDFS
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "citebot.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def cli_env(weaviate, tmp_path_factory) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_", "CITEBOT_", "WEAVIATE_"))}
-    env.update(WEAVIATE_URL=weaviate.url, WEAVIATE_GRPC_PORT=str(weaviate.grpc_port), CITEBOT_COLLECTION_PREFIX="Cli",
-               CITEBOT_DATA_DIR=str(tmp_path_factory.mktemp("cli-data")))
+    env.update(
+        WEAVIATE_URL=weaviate.url,
+        WEAVIATE_GRPC_PORT=str(weaviate.grpc_port),
+        CITEBOT_COLLECTION_PREFIX="Cli",
+        CITEBOT_DATA_DIR=str(tmp_path_factory.mktemp("cli-data")),
+    )
     return env
 
 
@@ -48,12 +51,15 @@ def test_ingest_ask_docs_forget(cli_env):
     assert json.loads(run(cli_env, "--json", "docs").stdout) == []
 
 
-@pytest.mark.parametrize("args, message", [
-    (["ingest", "/nonexistent/paper.pdf"], "no such file"),
-    (["ask", "   "], "Ask a question in words"),
-    (["forget", "no such thing"], "No document here matches"),
-    (["arxiv", "not-an-id"], "is not an arXiv ID"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ingest", "/nonexistent/paper.pdf"], "no such file"),
+        (["ask", "   "], "Ask a question in words"),
+        (["forget", "no such thing"], "No document here matches"),
+        (["arxiv", "not-an-id"], "is not an arXiv ID"),
+    ],
+)
 def test_bad_input_is_one_clear_line_and_a_non_zero_exit(cli_env, args, message):
     result = run(cli_env, *args)
     assert result.returncode != 0
@@ -74,9 +80,12 @@ def test_embedded_default_persists_across_restarts(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_", "CITEBOT_", "WEAVIATE_"))}
     from citebot.settings import Settings
 
-    env.update(CITEBOT_DATA_DIR=str(tmp_path), WEAVIATE_EMBEDDED_PORT=str(free_port()),
-               WEAVIATE_EMBEDDED_GRPC_PORT=str(free_port()),
-               WEAVIATE_BINARY_DIR=Settings.from_env().weaviate_binary_dir)
+    env.update(
+        CITEBOT_DATA_DIR=str(tmp_path),
+        WEAVIATE_EMBEDDED_PORT=str(free_port()),
+        WEAVIATE_EMBEDDED_GRPC_PORT=str(free_port()),
+        WEAVIATE_BINARY_DIR=Settings.from_env().weaviate_binary_dir,
+    )
     first = run(env, "ingest", str(PDFS / "1111.2011.pdf"))
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "weaviate").is_dir()

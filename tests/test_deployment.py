@@ -50,13 +50,13 @@ def _home_relative(value: object) -> str | None:
     """``~/...`` for a default under the current user's home (machine-specific), else None."""
     home = str(Path.home())
     text = str(value)
-    return "~" + text[len(home):] if text.startswith(home + "/") else None
+    return "~" + text[len(home) :] if text.startswith(home + "/") else None
 
 
 def render_env_example() -> str:
     lines = [
         "# citebot configuration: copy to .env and fill in what you need (`cp .env.example .env`).",
-        "# Every setting citebot reads, with its default. An empty value means \"use the default\".",
+        '# Every setting citebot reads, with its default. An empty value means "use the default".',
         "# docker compose reads this file for the citebot service; it sets WEAVIATE_URL and",
         "# WEAVIATE_GRPC_PORT itself (to the weaviate service), overriding the values here.",
     ]
@@ -122,16 +122,17 @@ def test_configuration_table_lists_exactly_the_settings() -> None:
 
 
 def test_generated_files_are_up_to_date() -> None:
-    assert (REPO / ".env.example").read_text() == render_env_example(), \
+    assert (REPO / ".env.example").read_text() == render_env_example(), "regenerate with: python tests/test_deployment.py"
+    assert (REPO / "docs" / "configuration.md").read_text() == render_configuration_table(), (
         "regenerate with: python tests/test_deployment.py"
-    assert (REPO / "docs" / "configuration.md").read_text() == render_configuration_table(), \
-        "regenerate with: python tests/test_deployment.py"
+    )
 
 
 # ---- docker-compose.yaml ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def compose() -> dict:
     import yaml
+
     return yaml.safe_load((REPO / "docker-compose.yaml").read_text())
 
 
@@ -261,8 +262,9 @@ def _slack_app():  # noqa: ANN202
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         if method == "auth.test":
-            return web.json_response({"ok": True, "team": "Doctor", "user": "citebot", "team_id": "T1",
-                                      "user_id": "U1", "bot_id": "B1"})
+            return web.json_response(
+                {"ok": True, "team": "Doctor", "user": "citebot", "team_id": "T1", "user_id": "U1", "bot_id": "B1"}
+            )
         if method == "apps.connections.open":
             return web.json_response({"ok": True, "url": "wss://example.invalid/link/?ticket=1"})
         return web.json_response({"ok": False, "error": "unknown_method"})
@@ -308,9 +310,14 @@ def healthy(weaviate, slack, model_endpoint) -> Settings:  # noqa: ANN001
     """Everything configured and reachable: HTTP mode, a Weaviate server, an OpenAI-compatible endpoint."""
     return replace(
         Settings.from_env({}),
-        weaviate_url=weaviate.url, weaviate_grpc_port=weaviate.grpc_port, collection_prefix="DoctorOk",
-        slack_bot_token=GOOD_BOT, slack_signing_secret="secret", slack_api_url=slack.url + "/api/",
-        openai_api_key="sk-doctor", openai_base_url=model_endpoint.url + "/v1",
+        weaviate_url=weaviate.url,
+        weaviate_grpc_port=weaviate.grpc_port,
+        collection_prefix="DoctorOk",
+        slack_bot_token=GOOD_BOT,
+        slack_signing_secret="secret",
+        slack_api_url=slack.url + "/api/",
+        openai_api_key="sk-doctor",
+        openai_base_url=model_endpoint.url + "/v1",
     )
 
 
@@ -421,17 +428,20 @@ def test_doctor_cli_only_with_embedded_weaviate(tmp_path: Path) -> None:
     assert "Weaviate Embedded" in by_name["weaviate"].detail and "no binary" in by_name["weaviate"].detail
 
 
-@pytest.mark.parametrize(("changes", "expected"), [
-    ({"slack_app_token": "xapp-1"}, "also needs SLACK_BOT_TOKEN"),
-    ({"slack_bot_token": "xoxb-1"}, "needs SLACK_SIGNING_SECRET"),
-    ({"slack_bot_token": "xapp-1", "slack_signing_secret": "s"}, "starts with xoxb-"),
-    ({"slack_bot_token": "xoxb-1", "slack_app_token": "xoxb-2"}, "starts with xapp-"),
-    ({"slack_signing_secret": "s"}, "SLACK_BOT_TOKEN is empty"),
-    ({"embedding_backend": "cloud"}, "CITEBOT_EMBEDDINGS"),
-    ({"alpha": 1.5}, "CITEBOT_ALPHA"),
-    ({"chunk_overlap_chars": 1600}, "CITEBOT_CHUNK_OVERLAP"),
-    ({"weaviate_url": "weaviate:8080"}, "WEAVIATE_URL"),
-])
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"slack_app_token": "xapp-1"}, "also needs SLACK_BOT_TOKEN"),
+        ({"slack_bot_token": "xoxb-1"}, "needs SLACK_SIGNING_SECRET"),
+        ({"slack_bot_token": "xapp-1", "slack_signing_secret": "s"}, "starts with xoxb-"),
+        ({"slack_bot_token": "xoxb-1", "slack_app_token": "xoxb-2"}, "starts with xapp-"),
+        ({"slack_signing_secret": "s"}, "SLACK_BOT_TOKEN is empty"),
+        ({"embedding_backend": "cloud"}, "CITEBOT_EMBEDDINGS"),
+        ({"alpha": 1.5}, "CITEBOT_ALPHA"),
+        ({"chunk_overlap_chars": 1600}, "CITEBOT_CHUNK_OVERLAP"),
+        ({"weaviate_url": "weaviate:8080"}, "WEAVIATE_URL"),
+    ],
+)
 def test_doctor_configuration_mistakes(changes: dict, expected: str) -> None:
     from citebot.doctor import check_configuration
 

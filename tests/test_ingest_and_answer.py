@@ -27,13 +27,20 @@ def test_transformer_optimizer_question_cites_the_page_that_states_it(offline_bo
     assert all(f"[{c.n}]" in answer.text for c in answer.citations)
 
 
-@pytest.mark.parametrize("question, paper, page, words", [
-    ("How many parameters does BERT large have?", "1810.04805", 4, ["340M"]),
-    ("What depth of residual network was evaluated on ImageNet, and how much deeper than VGG?", "1512.03385", 1, ["152"]),
-    ("How many identical layers are stacked in the Transformer's encoder?", "1706.03762", 3,
-     ["N = 6", "6 identical"]),
-    ("Which retriever does RAG use for the non-parametric memory?", "2005.11401", 1, ["DPR", "dense"]),
-])
+@pytest.mark.parametrize(
+    "question, paper, page, words",
+    [
+        ("How many parameters does BERT large have?", "1810.04805", 4, ["340M"]),
+        (
+            "What depth of residual network was evaluated on ImageNet, and how much deeper than VGG?",
+            "1512.03385",
+            1,
+            ["152"],
+        ),
+        ("How many identical layers are stacked in the Transformer's encoder?", "1706.03762", 3, ["N = 6", "6 identical"]),
+        ("Which retriever does RAG use for the non-parametric memory?", "2005.11401", 1, ["DPR", "dense"]),
+    ],
+)
 def test_questions_are_answered_from_the_right_paper(offline_bot, corpus, question, paper, page, words):
     answer = offline_bot.ask(question, CLI_SCOPE, top_k=6)
     titles = {c.title for c in answer.citations}
@@ -102,8 +109,12 @@ def test_last_document_forgotten_deletes_its_chunks(offline_bot, corpus):
     offline_bot.forget(fresh.document_id[:10], scope)
     offline_bot.forget(fresh.document_id[:10], CLI_SCOPE)
     assert offline_bot.store.get_document(fresh.document_id) is None
-    assert offline_bot.store.search("Bethe lattice", offline_bot.embedder.embed_query("Bethe lattice"),
-                                    [fresh.document_id], 5, 0.5) == []
+    assert (
+        offline_bot.store.search(
+            "Bethe lattice", offline_bot.embedder.embed_query("Bethe lattice"), [fresh.document_id], 5, 0.5
+        )
+        == []
+    )
     # put it back for the other tests
     again = offline_bot.ingest_pdf(pdf, Provenance(scope=CLI_SCOPE))
     assert not again.already_present and again.chunks == fresh.chunks

@@ -9,9 +9,9 @@ import pytest
 
 from citebot import errors
 from citebot.domain import Provenance, Scope
-from citebot.service import Citebot
-from tests.standins.settings import with_standins
+from dataflows.app import Citebot
 from tests.paths import NASTY, PDFS
+from tests.standins.settings import with_standins
 
 SCOPE = Scope("T-models", "C-models")
 
@@ -110,8 +110,9 @@ def test_embedding_failure_mid_ingest_leaves_no_partial_document(online_bot, ope
 
 def test_reingesting_known_bytes_embeds_nothing_and_a_second_channel_reuses_vectors(online_bot, openai_standin):
     openai_standin.reset()
-    result = online_bot.ingest_pdf((PDFS / "1706.03762.pdf").read_bytes(),
-                                   Provenance(scope=Scope("T-models", "C-second"), source="slack"))
+    result = online_bot.ingest_pdf(
+        (PDFS / "1706.03762.pdf").read_bytes(), Provenance(scope=Scope("T-models", "C-second"), source="slack")
+    )
     assert result.already_present and openai_standin.embedding_calls == 0
     assert [d.title for d in online_bot.documents(Scope("T-models", "C-second"))] == ["Attention Is All You Need"]
 
@@ -122,6 +123,7 @@ def test_switching_embedding_model_is_refused_with_a_clear_message(base_settings
 
 
 # ---- arXiv ------------------------------------------------------------------------------
+
 
 def test_arxiv_paper_is_fetched_and_indexed_with_metadata(online_bot, arxiv_standin):
     [outcome] = online_bot.ingest_arxiv(["arXiv:1111.2011"], Provenance(scope=SCOPE, user="U1", source="arxiv"))
@@ -135,8 +137,9 @@ def test_arxiv_paper_is_fetched_and_indexed_with_metadata(online_bot, arxiv_stan
 
 
 def test_each_bad_arxiv_id_gets_its_own_error_and_good_ones_still_work(online_bot, arxiv_standin):
-    outcomes = online_bot.ingest_arxiv(["1706.03762", "abc", "0000.0000", "hep-th/9901001x"],
-                                       Provenance(scope=SCOPE, source="arxiv"))
+    outcomes = online_bot.ingest_arxiv(
+        ["1706.03762", "abc", "0000.0000", "hep-th/9901001x"], Provenance(scope=SCOPE, source="arxiv")
+    )
     good, bad_format, unknown, malformed = outcomes
     assert good.result and good.result.title == "Attention Is All You Need"
     assert "not an arXiv ID" in bad_format.error

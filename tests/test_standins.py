@@ -14,7 +14,8 @@ import arxiv
 import openai
 import pytest
 
-from tests.standins.arxiv_server import DEFAULT_TESTDATA as TESTDATA, ArxivStandin
+from tests.standins.arxiv_server import DEFAULT_TESTDATA as TESTDATA
+from tests.standins.arxiv_server import ArxivStandin
 from tests.standins.background import Fault
 from tests.standins.openai_server import NO_SOURCES_REPLY, NOT_FOUND_REPLY, OpenAIStandin, embed
 
@@ -104,12 +105,13 @@ def test_embeddings_reject_empty_input(client: openai.OpenAI) -> None:
 def test_chat_cites_the_best_overlapping_source(client: openai.OpenAI, oai: OpenAIStandin) -> None:
     res = client.chat.completions.create(
         model="gpt-4o-mini",
-        messages=[{"role": "system", "content": "Answer only from the sources and cite them as [n]."},
-                  {"role": "user", "content": SOURCES_PROMPT}],
+        messages=[
+            {"role": "system", "content": "Answer only from the sources and cite them as [n]."},
+            {"role": "user", "content": SOURCES_PROMPT},
+        ],
     )
     text = res.choices[0].message.content
-    assert text == ("It computes adaptive learning rates from estimates of first and second moments "
-                    "of the gradients. [2]")
+    assert text == ("It computes adaptive learning rates from estimates of first and second moments of the gradients. [2]")
     assert res.choices[0].finish_reason == "stop" and res.object == "chat.completion"
     assert res.usage.completion_tokens == len(text.split())
     assert res.usage.total_tokens == res.usage.prompt_tokens + res.usage.completion_tokens
@@ -123,19 +125,29 @@ def test_chat_modes_and_scripted_replies(client: openai.OpenAI, oai: OpenAIStand
         return res.choices[0].message.content or ""
 
     assert ask(("user", "Hello there")) == NO_SOURCES_REPLY
-    assert ask(("user", SOURCES_PROMPT.replace("How does Adam compute adaptive learning rates?", "Zebras?"))) \
-        == NOT_FOUND_REPLY
+    assert (
+        ask(("user", SOURCES_PROMPT.replace("How does Adam compute adaptive learning rates?", "Zebras?"))) == NOT_FOUND_REPLY
+    )
     passage = "Summarise this passage:\nDeeper networks are harder to train. We present residual learning. More."
-    assert ask(("system", "You summarise passages."), ("user", passage)) == \
-        "Deeper networks are harder to train. We present residual learning."
+    assert (
+        ask(("system", "You summarise passages."), ("user", passage))
+        == "Deeper networks are harder to train. We present residual learning."
+    )
     oai.next_replies.append("scripted")
     assert ask(("user", SOURCES_PROMPT)) == "scripted"
-    assert ask(("user", "[1] T — p. 1\nSome text.\nQuestion: text?"), ) == "Some text. [1]"
+    assert (
+        ask(
+            ("user", "[1] T — p. 1\nSome text.\nQuestion: text?"),
+        )
+        == "Some text. [1]"
+    )
 
 
 def test_chat_streaming_with_usage(client: openai.OpenAI, oai: OpenAIStandin) -> None:
     stream = client.chat.completions.create(
-        model="m", messages=[{"role": "user", "content": SOURCES_PROMPT}], stream=True,
+        model="m",
+        messages=[{"role": "user", "content": SOURCES_PROMPT}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -146,8 +158,7 @@ def test_chat_streaming_with_usage(client: openai.OpenAI, oai: OpenAIStandin) ->
 
 
 def test_max_tokens_truncates(client: openai.OpenAI) -> None:
-    res = client.chat.completions.create(model="m", messages=[{"role": "user", "content": SOURCES_PROMPT}],
-                                         max_tokens=3)
+    res = client.chat.completions.create(model="m", messages=[{"role": "user", "content": SOURCES_PROMPT}], max_tokens=3)
     assert res.choices[0].finish_reason == "length" and res.choices[0].message.content == "It computes adaptive"
 
 
@@ -167,8 +178,12 @@ def test_errors_have_the_real_shape(oai: OpenAIStandin) -> None:
     oai.faults.append(Fault(status=429))
     with pytest.raises(openai.RateLimitError) as err:
         no_retry.embeddings.create(model="m", input="x")
-    assert err.value.body == {"message": "Rate limit reached for requests (injected fault).", "type": "requests",
-                              "param": None, "code": "rate_limit_exceeded"}
+    assert err.value.body == {
+        "message": "Rate limit reached for requests (injected fault).",
+        "type": "requests",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
     oai.api_key = "right"
     try:
         with pytest.raises(openai.AuthenticationError) as auth:
@@ -200,15 +215,24 @@ async def test_async_client(oai: OpenAIStandin) -> None:
 # --- arXiv -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("ids", "title", "first_author"), [
-    (["1111.2011"], "Quantum Criticality for Extended Nodes on a Bethe Lattice in the Large Connectivity Limit",
-     "James M. Murray"),
-    (["1706.03762"], "Attention Is All You Need", "Ashish Vaswani"),
-    (["astro-ph/0601001"], None, None),
-    (["1605.08386"], "Heat-bath random walks with Markov bases", "Caprice Stanley"),
-    (["2104.08663"], "BEIR: A Heterogenous Benchmark for Zero-shot Evaluation of Information Retrieval Models",
-     "Nandan Thakur"),
-])
+@pytest.mark.parametrize(
+    ("ids", "title", "first_author"),
+    [
+        (
+            ["1111.2011"],
+            "Quantum Criticality for Extended Nodes on a Bethe Lattice in the Large Connectivity Limit",
+            "James M. Murray",
+        ),
+        (["1706.03762"], "Attention Is All You Need", "Ashish Vaswani"),
+        (["astro-ph/0601001"], None, None),
+        (["1605.08386"], "Heat-bath random walks with Markov bases", "Caprice Stanley"),
+        (
+            ["2104.08663"],
+            "BEIR: A Heterogenous Benchmark for Zero-shot Evaluation of Information Retrieval Models",
+            "Nandan Thakur",
+        ),
+    ],
+)
 def test_arxiv_lookup(ax: ArxivStandin, ids: list[str], title: str | None, first_author: str | None) -> None:
     results = list(arxiv_client(ax).results(arxiv.Search(id_list=ids)))
     assert len(results) == 1

@@ -22,8 +22,9 @@ MAX_IDS = 10
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/arxiv")
-    async def on_arxiv(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext,
-                       client: AsyncWebClient, respond: AsyncRespond) -> None:
+    async def on_arxiv(
+        ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
         await ack()
 
         async def report(text: str) -> None:
@@ -49,11 +50,15 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
             async with never_silent(deps, reply, "/arxiv ingest"):
                 outcomes = await asyncio.to_thread(
-                    deps.citebot.ingest_arxiv, ids, Provenance(scope=scope, user=user, source="arxiv"))
+                    deps.citebot.ingest_arxiv, ids, Provenance(scope=scope, user=user, source="arxiv")
+                )
                 for outcome in outcomes:
                     text = messages.arxiv_outcome_text(outcome)
                     await client.chat_postMessage(channel=channel, thread_ts=ts, text=text, blocks=[messages.section(text)])
                 added = sum(o.result is not None for o in outcomes)
                 mark = ":white_check_mark:" if added == len(outcomes) else ":warning:"
-                await client.chat_update(channel=channel, ts=ts,
-                                         text=f"{mark} Added {added} of {len(outcomes)} arXiv paper(s): {listed}. Details in the thread.")
+                await client.chat_update(
+                    channel=channel,
+                    ts=ts,
+                    text=f"{mark} Added {added} of {len(outcomes)} arXiv paper(s): {listed}. Details in the thread.",
+                )

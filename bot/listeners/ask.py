@@ -18,8 +18,9 @@ from bot.guard import never_silent, post_or_explain
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/ask")
-    async def on_ask(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext,
-                     client: AsyncWebClient, respond: AsyncRespond) -> None:
+    async def on_ask(
+        ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
         await ack()
 
         async def report(text: str) -> None:
@@ -37,5 +38,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
             text, blocks = messages.question_message(command["user_id"], options.question)
             ts = await post_or_explain(client, respond, channel=channel, text=text, blocks=blocks)
             if ts is not None:
-                await answer_in_thread(deps, client, scope=scope_for(context, channel), channel=channel,
-                                       thread_ts=ts, options=options)
+                await answer_in_thread(
+                    deps, client, scope=scope_for(context, channel), channel=channel, thread_ts=ts, options=options
+                )

@@ -30,8 +30,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await show(respond, context, command["channel_id"], 0, replace=False)
 
     @app.action(re.compile(f"^{messages.DOCS_PAGE}"))
-    async def on_docs_page(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
-                           context: AsyncBoltContext, respond: AsyncRespond) -> None:
+    async def on_docs_page(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond
+    ) -> None:
         await ack()
         report = lambda text: respond(text=text, response_type="ephemeral", replace_original=False)  # noqa: E731
         async with never_silent(deps, report, "/docs page"):

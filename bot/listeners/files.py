@@ -37,10 +37,17 @@ async def _react(client: AsyncWebClient, channel: str, ts: str, add: str | None,
 
 
 async def ingest_file(
-    deps: Deps, client: AsyncWebClient, context: AsyncBoltContext, file: dict[str, Any], *,
-    channel: str, thread_ts: str | None, user: str,
+    deps: Deps,
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+    file: dict[str, Any],
+    *,
+    channel: str,
+    thread_ts: str | None,
+    user: str,
 ) -> bool:
     """Download and index one Slack file; reply in ``thread_ts``. True when it is indexed."""
+
     async def report(text: str) -> None:
         await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
 
@@ -48,13 +55,23 @@ async def ingest_file(
     async with never_silent(deps, report, f"ingesting {name} in {channel}"):
         file = await complete_file(client, file)
         pdf = await download_pdf(
-            file, token=client.token or "", api_url=deps.settings.slack_api_url,
-            max_bytes=deps.settings.max_pdf_bytes, timeout_s=deps.settings.download_timeout_s)
+            file,
+            token=client.token or "",
+            api_url=deps.settings.slack_api_url,
+            max_bytes=deps.settings.max_pdf_bytes,
+            timeout_s=deps.settings.download_timeout_s,
+        )
         title = file.get("title") or ""
-        provenance = Provenance(scope=scope_for(context, channel), user=user, source="slack",
-                                link=file.get("permalink") or "", filename=file.get("name") or "")
+        provenance = Provenance(
+            scope=scope_for(context, channel),
+            user=user,
+            source="slack",
+            link=file.get("permalink") or "",
+            filename=file.get("name") or "",
+        )
         result = await asyncio.to_thread(
-            deps.citebot.ingest_pdf, pdf, provenance, title if title != file.get("name") else "")
+            deps.citebot.ingest_pdf, pdf, provenance, title if title != file.get("name") else ""
+        )
         text = messages.ingest_text(result, file.get("name") or "")
         await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=[messages.section(text)])
         return True
@@ -65,8 +82,9 @@ async def handle_file_message(deps: Deps, client: AsyncWebClient, context: Async
     """A message with files: index its PDFs, then answer the text if it was addressed to the bot."""
     channel, ts = event["channel"], event["ts"]
     scope = scope_for(context, channel)
-    files = [await complete_file(client, f) if f.get("file_access") == "check_file_info" else f
-             for f in event.get("files") or []]
+    files = [
+        await complete_file(client, f) if f.get("file_access") == "check_file_info" else f for f in event.get("files") or []
+    ]
     pdfs = [f for f in files if is_pdf(f)]
     thread = await addressed_thread(deps, client, context, event) if event.get("text") else None
     if not pdfs and thread is None:
@@ -78,8 +96,17 @@ async def handle_file_message(deps: Deps, client: AsyncWebClient, context: Async
         results = []
         for f in pdfs:
             if await deps.claims.first(f"file:{scope.key}:{f['id']}"):
-                results.append(await ingest_file(deps, client, context, f, channel=channel,
-                                                 thread_ts=event.get("thread_ts") or ts, user=event.get("user", "")))
+                results.append(
+                    await ingest_file(
+                        deps,
+                        client,
+                        context,
+                        f,
+                        channel=channel,
+                        thread_ts=event.get("thread_ts") or ts,
+                        user=event.get("user", ""),
+                    )
+                )
         await _react(client, channel, ts, DONE if all(results) else FAILED, remove=WORKING)
     if thread is not None and strip_mentions(event.get("text") or ""):
         await answer_message(deps, client, context, event, thread)
@@ -96,8 +123,13 @@ def _share_ts(file: dict[str, Any], channel: str) -> tuple[str | None, str | Non
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.event({"type": "message", "subtype": "file_share"})
     async def on_file_share(event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
-        async with never_silent(deps, lambda text: client.chat_postMessage(
-                channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"], text=text), "file share"):
+        async with never_silent(
+            deps,
+            lambda text: client.chat_postMessage(
+                channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"], text=text
+            ),
+            "file share",
+        ):
             await handle_file_message(deps, client, context, event)
 
     @app.event("file_shared")
@@ -112,7 +144,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
             ts, thread_ts = _share_ts(file, channel)
             if ts:
                 await _react(client, channel, ts, WORKING)
-            ok = await ingest_file(deps, client, context, file, channel=channel, thread_ts=thread_ts,
-                                   user=event.get("user_id", ""))
+            ok = await ingest_file(
+                deps, client, context, file, channel=channel, thread_ts=thread_ts, user=event.get("user_id", "")
+            )
             if ts:
                 await _react(client, channel, ts, DONE if ok else FAILED, remove=WORKING)

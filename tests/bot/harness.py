@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from bot.runner import BotServer
-from citebot.service import Citebot
 from citebot.settings import Settings
+from dataflows.app import Citebot
 from tests.standins.arxiv_server import ArxivStandin
 from tests.standins.slack_server import SlackStandIn
 
@@ -100,11 +100,13 @@ class Driver:
     # --- what users see ---------------------------------------------------------------------
     def final_reply(self, channel: str, thread_ts: str, timeout: float = 120) -> dict[str, Any]:
         """The bot's last reply in a thread once it is no longer a placeholder."""
+
         def done() -> dict[str, Any] | None:
             replies = [m for m in self.slack.thread(channel, thread_ts) if m.get("bot_id")]
             if replies and "Thinking" not in replies[-1]["text"] and "▍" not in replies[-1]["text"]:
                 return replies[-1]
             return None
+
         return self.slack.wait_for(done, timeout=timeout)
 
     def responses_for(self, response_url: str) -> list[dict[str, Any]]:
@@ -118,7 +120,9 @@ def new_channel(slack: SlackStandIn, prefix: str = "C", *, member: bool = True) 
     return channel
 
 
-def share_file(slack: SlackStandIn, channel: str, content: bytes, name: str, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def share_file(
+    slack: SlackStandIn, channel: str, content: bytes, name: str, **kw: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Upload + share in ``channel``: returns (stored message, message/file_share event payload).
 
     The event is the real bolt-python test payload (message_file_share.bolt-python.json) with
@@ -130,8 +134,15 @@ def share_file(slack: SlackStandIn, channel: str, content: bytes, name: str, **k
     payload["team_id"] = slack.state.team_id
     payload["authorizations"][0] |= {"team_id": slack.state.team_id, "user_id": slack.state.bot_user_id}
     payload["event_id"] = "Ev" + uuid.uuid4().hex[:10].upper()
-    payload["event"] |= {"files": [file], "user": USER, "ts": message["ts"], "event_ts": message["ts"],
-                         "channel": channel, "text": message["text"], "client_msg_id": str(uuid.uuid4())}
+    payload["event"] |= {
+        "files": [file],
+        "user": USER,
+        "ts": message["ts"],
+        "event_ts": message["ts"],
+        "channel": channel,
+        "text": message["text"],
+        "client_msg_id": str(uuid.uuid4()),
+    }
     return message, payload
 
 
@@ -163,10 +174,17 @@ def arxiv_standin() -> Iterator[ArxivStandin]:
 @pytest.fixture(scope="session")
 def bot_settings(base_settings: Settings, slack: SlackStandIn, arxiv_standin: ArxivStandin) -> Settings:
     return replace(
-        base_settings, slack_api_url=slack.api_url, slack_bot_token=slack.bot_token,
-        slack_signing_secret=slack.signing_secret, slack_app_token="", collection_prefix="BotTest",
-        arxiv_api_url=arxiv_standin.url + "/api/query", arxiv_pdf_url=arxiv_standin.url + "/pdf/{id}",
-        arxiv_abs_url=arxiv_standin.url + "/abs/{id}", download_timeout_s=20.0)
+        base_settings,
+        slack_api_url=slack.api_url,
+        slack_bot_token=slack.bot_token,
+        slack_signing_secret=slack.signing_secret,
+        slack_app_token="",
+        collection_prefix="BotTest",
+        arxiv_api_url=arxiv_standin.url + "/api/query",
+        arxiv_pdf_url=arxiv_standin.url + "/pdf/{id}",
+        arxiv_abs_url=arxiv_standin.url + "/abs/{id}",
+        download_timeout_s=20.0,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,10 @@ def test_arxiv_ids_are_indexed_with_one_reply_each(driver: Driver, slack: SlackS
     channel = new_channel(slack)
     driver.command("/arxiv", "1111.2011 abc", channel)
     status = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if "arXiv" in m["text"]])[0]
-    replies = slack.wait_for(lambda: len(thread_texts(slack, channel, status["ts"])) == 2 and thread_texts(slack, channel, status["ts"]), timeout=180)
+    replies = slack.wait_for(
+        lambda: len(thread_texts(slack, channel, status["ts"])) == 2 and thread_texts(slack, channel, status["ts"]),
+        timeout=180,
+    )
     paper = next(t for t in replies if "1111.2011" not in t[:12])
     assert "Quantum Criticality for Extended Nodes on a Bethe Lattice" in paper and "8 pages" in paper
     assert any(t.startswith(":x: `abc`") for t in replies)
@@ -48,7 +51,9 @@ def test_socket_mode_envelopes_are_acked_at_once_and_answered(socket: Driver, sl
 
 def test_socket_mode_event_retries_do_no_second_work(socket: Driver, slack: SlackStandIn) -> None:
     channel = new_channel(slack)
-    message, payload = share_file(slack, channel, (NASTY / "encrypted_libreoffice-writer-password.pdf").read_bytes(), "secret.pdf")
+    message, payload = share_file(
+        slack, channel, (NASTY / "encrypted_libreoffice-writer-password.pdf").read_bytes(), "secret.pdf"
+    )
     for attempt in range(3):
         envelope = slack.send_envelope("events_api", payload, retry_attempt=attempt)
         slack.wait_ack(envelope)
@@ -68,12 +73,15 @@ def test_other_bots_are_ignored(http: Driver, slack: SlackStandIn) -> None:
     assert slack.thread(channel, message["ts"]) == []
 
 
-@pytest.mark.parametrize(("changes", "expected"), [
-    ({"slack_bot_token": ""}, "SLACK_BOT_TOKEN is not set"),
-    ({"slack_bot_token": "xoxp-user-token"}, "xoxb-"),
-    ({"slack_app_token": "xoxb-wrong"}, "xapp-"),
-    ({"slack_app_token": "", "slack_signing_secret": ""}, "SLACK_SIGNING_SECRET"),
-])
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"slack_bot_token": ""}, "SLACK_BOT_TOKEN is not set"),
+        ({"slack_bot_token": "xoxp-user-token"}, "xoxb-"),
+        ({"slack_app_token": "xoxb-wrong"}, "xapp-"),
+        ({"slack_app_token": "", "slack_signing_secret": ""}, "SLACK_SIGNING_SECRET"),
+    ],
+)
 def test_missing_or_malformed_tokens_are_one_clear_line(bot_settings: Settings, changes: dict, expected: str) -> None:
     with pytest.raises(CitebotError, match=expected) as raised:
         check_tokens(replace(bot_settings, **changes))
@@ -102,13 +110,21 @@ def test_serve_runs_until_sigterm(bot_settings: Settings, slack: SlackStandIn, t
     with sockets.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = replace(bot_settings, slack_app_token=slack.app_token, http_port=port,
-                       data_dir=str(tmp_path), collection_prefix="BotTestServe")
-    env = {**os.environ, **{f.metadata["env"]: str(getattr(settings, f.name))
-                            for f in __import__("dataclasses").fields(Settings)}}
+    settings = replace(
+        bot_settings,
+        slack_app_token=slack.app_token,
+        http_port=port,
+        data_dir=str(tmp_path),
+        collection_prefix="BotTestServe",
+    )
+    env = {
+        **os.environ,
+        **{f.metadata["env"]: str(getattr(settings, f.name)) for f in __import__("dataclasses").fields(Settings)},
+    }
     code = "from bot.runner import serve; from citebot.settings import Settings; serve(Settings.from_env())"
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
     try:
+
         def healthy() -> bool:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
@@ -116,6 +132,7 @@ def test_serve_runs_until_sigterm(bot_settings: Settings, slack: SlackStandIn, t
             except OSError:
                 assert process.poll() is None, process.stderr.read() if process.stderr else ""
                 return False
+
         slack.wait_for(healthy, timeout=90, interval=0.5)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0

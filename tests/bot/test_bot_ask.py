@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot import messages
-from citebot.service import Citebot
+from dataflows.app import Citebot
 from tests.bot.harness import ATTENTION, USER, Driver, new_channel, share_file, thread_texts, wait_quiet
 from tests.standins.background import Fault
 from tests.standins.slack_server import SlackStandIn
@@ -33,8 +33,9 @@ def _everything_shown(slack: SlackStandIn, channel: str) -> str:
 
 def _ask(driver: Driver, channel: str, text: str = QUESTION) -> tuple[dict[str, Any], dict[str, str]]:
     payload = driver.command("/ask", text, channel)
-    asked = driver.slack.wait_for(lambda: [m for m in driver.slack.channel_messages(channel)
-                                           if m.get("bot_id") and text.split()[-1] in m["text"]])
+    asked = driver.slack.wait_for(
+        lambda: [m for m in driver.slack.channel_messages(channel) if m.get("bot_id") and text.split()[-1] in m["text"]]
+    )
     return driver.final_reply(channel, asked[-1]["ts"]), payload
 
 
@@ -67,7 +68,9 @@ def test_mention_is_answered_once_then_follow_ups_need_no_mention(http: Driver, 
     http.deliver(slack.app_mention_event(channel_a, message), retry=1)
     first = http.final_reply(channel_a, message["ts"])
     assert "Attention Is All You Need" in json.dumps(first["blocks"], ensure_ascii=False)
-    follow_up = slack.user_message(channel_a, USER, "What learning rate schedule did they use with it?", thread_ts=message["ts"])
+    follow_up = slack.user_message(
+        channel_a, USER, "What learning rate schedule did they use with it?", thread_ts=message["ts"]
+    )
     http.deliver(slack.message_event(channel_a, follow_up))
     slack.wait_for(lambda: len([m for m in slack.thread(channel_a, message["ts"]) if m.get("bot_id")]) == 2)
     second = http.final_reply(channel_a, message["ts"])
@@ -126,8 +129,9 @@ def test_replayed_command_answers_once(socket: Driver, slack: SlackStandIn, chan
 def test_feedback_buttons_record_a_vote(driver: Driver, slack: SlackStandIn, citebot: Citebot, channel_a: str) -> None:
     answer, _ = _ask(driver, channel_a, "What is the dimensionality of the model?")
     button = answer["blocks"][-1]["elements"][1]  # 👎
-    click = slack.block_action(channel=channel_a, message_ts=answer["ts"], user=USER,
-                               action=dict(button, block_id="citebot-feedback"))
+    click = slack.block_action(
+        channel=channel_a, message_ts=answer["ts"], user=USER, action=dict(button, block_id="citebot-feedback")
+    )
     driver.click(click)
     response = slack.wait_for(lambda: driver.responses_for(click["response_url"]))[0]
     assert response["response_type"] == "ephemeral" and "Thanks" in response["text"]
@@ -143,7 +147,9 @@ def test_docs_lists_and_forget_removes(driver: Driver, slack: SlackStandIn) -> N
     slack.wait_for(lambda: thread_texts(slack, channel, message["ts"]), timeout=180)
     listing = driver.command("/docs", "", channel)
     shown = slack.wait_for(lambda: driver.responses_for(listing["response_url"]))[0]
-    assert "Attention Is All You Need" in json.dumps(shown["blocks"], ensure_ascii=False) and "15 pages" in json.dumps(shown["blocks"], ensure_ascii=False)
+    assert "Attention Is All You Need" in json.dumps(shown["blocks"], ensure_ascii=False) and "15 pages" in json.dumps(
+        shown["blocks"], ensure_ascii=False
+    )
     missing = driver.command("/forget", "no such paper", channel)
     error = slack.wait_for(lambda: driver.responses_for(missing["response_url"]))[0]
     assert error["text"].startswith(":x:") and error["response_type"] == "ephemeral"

@@ -36,12 +36,15 @@ def test_same_pdf_again_is_recognised_as_already_indexed(http: Driver, slack: Sl
     assert "already indexed" in thread_texts(slack, channel, message["ts"])[0]
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("encrypted_libreoffice-writer-password.pdf", "password"),
-    ("scanned_scan-bad.pdf", "no extractable text"),
-    ("imageonly_imagemagick-CCITTFaxDecode.pdf", "no extractable text"),
-    ("malformed_truncated_bug1020226.pdf", "damaged"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("encrypted_libreoffice-writer-password.pdf", "password"),
+        ("scanned_scan-bad.pdf", "no extractable text"),
+        ("imageonly_imagemagick-CCITTFaxDecode.pdf", "no extractable text"),
+        ("malformed_truncated_bug1020226.pdf", "damaged"),
+    ],
+)
 def test_hostile_pdfs_get_specific_replies(http: Driver, slack: SlackStandIn, name: str, expected: str) -> None:
     channel = new_channel(slack)
     message, payload = share_file(slack, channel, (NASTY / name).read_bytes(), name)

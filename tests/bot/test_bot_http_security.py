@@ -8,8 +8,8 @@ import urllib.request
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot.runner import BotServer
-from citebot.service import Citebot
 from citebot.settings import Settings
+from dataflows.app import Citebot
 from tests.bot.harness import SLACK_DATA, BotThread, Driver, new_channel
 from tests.standins.slack_server import SlackStandIn
 
@@ -26,8 +26,10 @@ class FrozenClock(Clock):
 
 
 def _post_vector(slack: SlackStandIn, url: str, signature: str | None = None, body: str = VECTOR_BODY) -> int:
-    headers = {"X-Slack-Request-Timestamp": VECTOR["X-Slack-Request-Timestamp"],
-               "X-Slack-Signature": signature or VECTOR["X-Slack-Signature"]}
+    headers = {
+        "X-Slack-Request-Timestamp": VECTOR["X-Slack-Request-Timestamp"],
+        "X-Slack-Signature": signature or VECTOR["X-Slack-Signature"],
+    }
     status, _, _ = slack.deliver_http(url, body, headers=headers, signed=False)
     return status
 
@@ -53,7 +55,9 @@ def test_stale_or_forged_requests_get_401_and_do_nothing(http: Driver, slack: Sl
 
 
 def test_signed_vector_passes_verification_with_its_own_clock(
-    bot_settings: Settings, citebot: Citebot, slack: SlackStandIn,
+    bot_settings: Settings,
+    citebot: Citebot,
+    slack: SlackStandIn,
 ) -> None:
     clock = FrozenClock(int(VECTOR["X-Slack-Request-Timestamp"]) + 30)
     bot = BotThread(BotServer(bot_settings, citebot, host="127.0.0.1", port=0, clock=clock)).start()

@@ -11,40 +11,61 @@ from tests.standins.slack_server import blocks_error
 
 
 def _citation(n: int, excerpt: str = "We used the Adam optimizer.", title: str = "Attention Is All You Need") -> Citation:
-    return Citation(n=n, document_id="d1", title=title, page_start=7, page_end=7 if n % 2 else 8,
-                    excerpt=excerpt, score=0.9, link="https://standin.slack.com/files/U1/F1/a.pdf")
+    return Citation(
+        n=n,
+        document_id="d1",
+        title=title,
+        page_start=7,
+        page_end=7 if n % 2 else 8,
+        excerpt=excerpt,
+        score=0.9,
+        link="https://standin.slack.com/files/U1/F1/a.pdf",
+    )
 
 
-@pytest.mark.parametrize(("markdown", "mrkdwn"), [
-    ("**bold** and __also__", "*bold* and *also*"),
-    ("*italic* text", "_italic_ text"),
-    ("# Heading\nbody", "*Heading*\nbody"),
-    ("see [the paper](https://arxiv.org/abs/1706.03762?a=1&b=2)", "see <https://arxiv.org/abs/1706.03762?a=1&amp;b=2|the paper>"),
-    ("- one\n- two", "• one\n• two"),
-    ("~~gone~~", "~gone~"),
-    ("`**kept**` in code", "`**kept**` in code"),
-    ("[evil](javascript:alert(1))", "[evil](javascript:alert(1))"),
-])
+@pytest.mark.parametrize(
+    ("markdown", "mrkdwn"),
+    [
+        ("**bold** and __also__", "*bold* and *also*"),
+        ("*italic* text", "_italic_ text"),
+        ("# Heading\nbody", "*Heading*\nbody"),
+        (
+            "see [the paper](https://arxiv.org/abs/1706.03762?a=1&b=2)",
+            "see <https://arxiv.org/abs/1706.03762?a=1&amp;b=2|the paper>",
+        ),
+        ("- one\n- two", "• one\n• two"),
+        ("~~gone~~", "~gone~"),
+        ("`**kept**` in code", "`**kept**` in code"),
+        ("[evil](javascript:alert(1))", "[evil](javascript:alert(1))"),
+    ],
+)
 def test_markdown_to_mrkdwn(markdown: str, mrkdwn: str) -> None:
     assert messages.to_mrkdwn(markdown) == mrkdwn
 
 
-@pytest.mark.parametrize(("text", "shown"), [
-    ("<!channel> hello", "@\u200bchannel hello"),
-    ("<!here|here> and <!everyone>", "@\u200bhere and @\u200beveryone"),
-    ("ping <@U123ABC> in <#C42|general>", "ping @U123ABC in #general"),
-    ("plain @channel and @here", "plain @\u200bchannel and @\u200bhere"),
-    ("<https://evil.example|click me>", "click me"),
-    ("a < b > c & d &amp; e", "a &lt; b &gt; c &amp; d &amp; e"),
-    ("<!subteam^S1|@oncall> now", "@oncall now"),
-])
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("<!channel> hello", "@\u200bchannel hello"),
+        ("<!here|here> and <!everyone>", "@\u200bhere and @\u200beveryone"),
+        ("ping <@U123ABC> in <#C42|general>", "ping @U123ABC in #general"),
+        ("plain @channel and @here", "plain @\u200bchannel and @\u200bhere"),
+        ("<https://evil.example|click me>", "click me"),
+        ("a < b > c & d &amp; e", "a &lt; b &gt; c &amp; d &amp; e"),
+        ("<!subteam^S1|@oncall> now", "@oncall now"),
+    ],
+)
 def test_neutralise(text: str, shown: str) -> None:
     assert messages.neutralise(text) == shown
 
 
 def test_long_answers_are_split_and_many_sources_are_cut_with_a_note() -> None:
-    answer = Answer(question="q", text=("A paragraph of answer text [1]. " * 60 + "\n\n") * 6,
-                    citations=[_citation(n, "x" * 2000) for n in range(1, 80)], uncited=[])
+    answer = Answer(
+        question="q",
+        text=("A paragraph of answer text [1]. " * 60 + "\n\n") * 6,
+        citations=[_citation(n, "x" * 2000) for n in range(1, 80)],
+        uncited=[],
+    )
     blocks = messages.answer_blocks(answer, "C1:1.2")
     assert blocks_error(blocks) is None and len(blocks) == 50
     answer_parts = [b for b in blocks if b.get("block_id", "").startswith(messages.ANSWER_BLOCK)]
@@ -55,24 +76,42 @@ def test_long_answers_are_split_and_many_sources_are_cut_with_a_note() -> None:
 
 
 def test_hostile_document_text_cannot_ping_or_link() -> None:
-    answer = Answer(question="q", text="Per the doc: <!channel> **urgent** <@U999> [1]",
-                    citations=[_citation(1, "<!here> excerpt <https://phish.example|login>", title="<!everyone> Title")],
-                    uncited=[])
+    answer = Answer(
+        question="q",
+        text="Per the doc: <!channel> **urgent** <@U999> [1]",
+        citations=[_citation(1, "<!here> excerpt <https://phish.example|login>", title="<!everyone> Title")],
+        uncited=[],
+    )
     shown = str(messages.answer_blocks(answer, "C1:1.2")) + messages.answer_fallback(answer)
     for token in ("<!channel>", "<!here>", "<!everyone>", "<@U999>", "phish.example"):
         assert token not in shown
 
 
 def test_ungrounded_answers_have_no_sources() -> None:
-    answer = Answer(question="q", text="I couldn't find that in the documents added here.",
-                    citations=[], uncited=[_citation(1)], grounded=False)
+    answer = Answer(
+        question="q",
+        text="I couldn't find that in the documents added here.",
+        citations=[],
+        uncited=[_citation(1)],
+        grounded=False,
+    )
     blocks = messages.answer_blocks(answer, "C1:1.2")
     assert "Sources" not in str(blocks) and "Attention" not in str(blocks)
 
 
 def test_docs_are_paginated() -> None:
-    docs = [DocumentInfo(document_id=f"doc{i}", title=f"Paper {i}", source="slack", pages=3, chunks=9,
-                         added_by="U1", added_at="2025-01-01T10:00:00") for i in range(45)]
+    docs = [
+        DocumentInfo(
+            document_id=f"doc{i}",
+            title=f"Paper {i}",
+            source="slack",
+            pages=3,
+            chunks=9,
+            added_by="U1",
+            added_at="2025-01-01T10:00:00",
+        )
+        for i in range(45)
+    ]
     text, blocks = messages.docs_blocks(docs, 0)
     assert "page 1 of 3" in text and "Paper 19" in str(blocks) and "Paper 20" not in str(blocks)
     assert blocks[-1]["elements"][-1]["value"] == "1"
@@ -91,12 +130,25 @@ def test_parse_ask_options() -> None:
 
 def test_thread_history_roles() -> None:
     thread = [
-        {"ts": "1.0", "bot_id": "B1", "user": "UB", "text": "<@U1> asked: first?",
-         "blocks": [{"type": "section", "block_id": messages.QUESTION_BLOCK}]},
-        {"ts": "1.1", "bot_id": "B1", "user": "UB", "text": "answer one",
-         "blocks": [{"type": "section", "block_id": messages.ANSWER_BLOCK + "-0"}]},
+        {
+            "ts": "1.0",
+            "bot_id": "B1",
+            "user": "UB",
+            "text": "<@U1> asked: first?",
+            "blocks": [{"type": "section", "block_id": messages.QUESTION_BLOCK}],
+        },
+        {
+            "ts": "1.1",
+            "bot_id": "B1",
+            "user": "UB",
+            "text": "answer one",
+            "blocks": [{"type": "section", "block_id": messages.ANSWER_BLOCK + "-0"}],
+        },
         {"ts": "1.2", "user": "U1", "text": "<@UB> second?"},
         {"ts": "1.3", "user": "U1", "text": "now"},
     ]
     assert thread_history(thread, bot_user_id="UB", bot_id="B1", before_ts="1.3") == [
-        ("user", "first?"), ("assistant", "answer one"), ("user", "second?")]
+        ("user", "first?"),
+        ("assistant", "answer one"),
+        ("user", "second?"),
+    ]

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answering import ThrottledUpdater
 from bot.runner import BotServer
-from citebot.service import Citebot
 from citebot.settings import Settings
+from dataflows.app import Citebot
 from tests.bot.harness import ATTENTION, USER, BotThread, Driver, new_channel, share_file, thread_texts
 from tests.standins.openai_server import OpenAIStandin
 from tests.standins.slack_server import SlackStandIn, blocks_error
@@ -25,8 +24,13 @@ from tests.standins.slack_server import SlackStandIn, blocks_error
 @pytest.fixture(scope="module")
 def llm_bot(bot_settings: Settings, slack: SlackStandIn) -> Iterator[tuple[BotThread, OpenAIStandin]]:
     with OpenAIStandin() as openai:
-        settings = replace(bot_settings, openai_api_key="sk-standin", openai_base_url=openai.url + "/v1",
-                           embedding_backend="local", collection_prefix="BotTestLLM")
+        settings = replace(
+            bot_settings,
+            openai_api_key="sk-standin",
+            openai_base_url=openai.url + "/v1",
+            embedding_backend="local",
+            collection_prefix="BotTestLLM",
+        )
         citebot = Citebot(settings)
         bot = BotThread(BotServer(settings, citebot, host="127.0.0.1", port=0)).start()
         try:
@@ -36,7 +40,9 @@ def llm_bot(bot_settings: Settings, slack: SlackStandIn) -> Iterator[tuple[BotTh
             citebot.close()
 
 
-def test_answer_streams_then_renders_safely_within_limits(llm_bot: tuple[BotThread, OpenAIStandin], slack: SlackStandIn) -> None:
+def test_answer_streams_then_renders_safely_within_limits(
+    llm_bot: tuple[BotThread, OpenAIStandin], slack: SlackStandIn
+) -> None:
     bot, openai = llm_bot
     driver = Driver(slack, bot, "http")
     channel = new_channel(slack)
@@ -44,10 +50,13 @@ def test_answer_streams_then_renders_safely_within_limits(llm_bot: tuple[BotThre
     driver.deliver(payload)
     slack.wait_for(lambda: thread_texts(slack, channel, message["ts"]), timeout=180)
     # ~3700 characters in under 800 words (the completion limit), so Slack needs two sections.
-    long_tail = " ".join(f"Sentence{i}-about-**multi-head-attention**-in-the-encoder-and-decoder-stacks [1]." for i in range(60))
+    long_tail = " ".join(
+        f"Sentence{i}-about-**multi-head-attention**-in-the-encoder-and-decoder-stacks [1]." for i in range(60)
+    )
     openai.next_replies.append(
         "## Training\nThey trained with **Adam** [1], see [the paper](https://arxiv.org/abs/1706.03762). "
-        "<!channel> @here <@U0VICTIM> ping!\n- warmup 4000 steps [1]\n\n" + long_tail)
+        "<!channel> @here <@U0VICTIM> ping!\n- warmup 4000 steps [1]\n\n" + long_tail
+    )
     driver.command("/ask", "What optimizer was used to train the Transformer?", channel)
     post = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if "asked:" in m["text"]])[0]
     answer = driver.final_reply(channel, post["ts"])

@@ -29,11 +29,13 @@ def test_web_api_shapes_and_errors(standin: SlackStandIn) -> None:
         assert auth["user_id"] == standin.state.bot_user_id and auth["bot_id"] == standin.state.bot_id
         posted = await client.chat_postMessage(channel="C1", text="hi")
         assert posted["channel"] == "C1" and posted["message"]["text"] == "hi"
-        for call, error in ((client.chat_postMessage(channel="C2", text="x"), "not_in_channel"),
-                            (client.chat_postMessage(channel="C404", text="x"), "channel_not_found"),
-                            (client.chat_postMessage(channel="C1", blocks=[{"type": "section"}] * 51), "invalid_blocks"),
-                            (AsyncWebClient(token="xoxb-bad", base_url=standin.api_url).auth_test(), "invalid_auth"),
-                            (client.files_info(file="F404"), "file_not_found")):
+        for call, error in (
+            (client.chat_postMessage(channel="C2", text="x"), "not_in_channel"),
+            (client.chat_postMessage(channel="C404", text="x"), "channel_not_found"),
+            (client.chat_postMessage(channel="C1", blocks=[{"type": "section"}] * 51), "invalid_blocks"),
+            (AsyncWebClient(token="xoxb-bad", base_url=standin.api_url).auth_test(), "invalid_auth"),
+            (client.files_info(file="F404"), "file_not_found"),
+        ):
             with pytest.raises(SlackApiError) as raised:
                 await call
             assert raised.value.response["error"] == error
@@ -58,7 +60,9 @@ def test_socket_mode_hello_envelopes_and_acks(standin: SlackStandIn) -> None:
         async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
             hello = await ws.receive_json()
             assert hello["type"] == "hello"
-            envelope_id = await asyncio.to_thread(standin.send_envelope, "events_api", {"type": "event_callback"}, retry_attempt=2)
+            envelope_id = await asyncio.to_thread(
+                standin.send_envelope, "events_api", {"type": "event_callback"}, retry_attempt=2
+            )
             envelope = await ws.receive_json()
             assert envelope["envelope_id"] == envelope_id and envelope["retry_attempt"] == 2
             await ws.send_str(json.dumps({"envelope_id": envelope_id}))
@@ -71,8 +75,11 @@ def test_rate_limit_fault_is_a_real_429(standin: SlackStandIn) -> None:
     from tests.standins.background import Fault
 
     standin.faults.append(Fault(status=429, retry_after=2, path="chat.postMessage"))
-    request = urllib.request.Request(standin.api_url + "chat.postMessage", data=b"channel=C1&text=x",
-                                     headers={"Authorization": f"Bearer {standin.bot_token}"})
+    request = urllib.request.Request(
+        standin.api_url + "chat.postMessage",
+        data=b"channel=C1&text=x",
+        headers={"Authorization": f"Bearer {standin.bot_token}"},
+    )
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(request)
     assert raised.value.code == 429 and raised.value.headers["Retry-After"] == "2"

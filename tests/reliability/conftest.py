@@ -41,5 +41,3 @@ def figures() -> Iterator[Figures]:
     previous.update(_figures)
     previous["_written_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     FIGURES_PATH.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
-
-

@@ -15,10 +15,10 @@ import pytest
 
 from citebot import errors
 from citebot.domain import Answer, Provenance, Scope
-from citebot.service import Citebot
+from dataflows.app import Citebot
+from tests.paths import PDFS
 from tests.standins.background import Fault
 from tests.standins.settings import with_standins
-from tests.paths import PDFS
 
 from .helpers import run_in_thread, wait_until
 
@@ -31,8 +31,11 @@ QUESTION = "What optimizer was used to train the Transformer?"
 @pytest.fixture(scope="module")
 def model_bot(base_settings, openai_standin) -> Iterator[Citebot]:
     # (with_standins sets its own timeout and retries: override them afterwards)
-    settings = replace(with_standins(base_settings, openai=openai_standin, collection_prefix="Reliab"),
-                       model_timeout_s=TIMEOUT_S, model_max_retries=RETRIES)
+    settings = replace(
+        with_standins(base_settings, openai=openai_standin, collection_prefix="Reliab"),
+        model_timeout_s=TIMEOUT_S,
+        model_max_retries=RETRIES,
+    )
     with Citebot(settings) as bot:
         for name in ("1706.03762",):
             bot.ingest_pdf((PDFS / f"{name}.pdf").read_bytes(), Provenance(scope=SCOPE, filename=f"{name}.pdf"))
@@ -47,10 +50,10 @@ def extractive_bot(offline_bot) -> Iterator[Citebot]:
     offline_bot.forget(result.document_id, SCOPE)
 
 
-@pytest.mark.parametrize("path, streamed", [("chat/completions", False), ("chat/completions", True),
-                                            ("embeddings", False)])
+@pytest.mark.parametrize("path, streamed", [("chat/completions", False), ("chat/completions", True), ("embeddings", False)])
 def test_a_hanging_model_endpoint_gives_up_after_bounded_retries_while_other_asks_succeed(
-        model_bot: Citebot, openai_standin, figures, path: str, streamed: bool) -> None:
+    model_bot: Citebot, openai_standin, figures, path: str, streamed: bool
+) -> None:
     openai_standin.reset()
     attempts = RETRIES + 1
     openai_standin.faults.extend([Fault(delay=TIMEOUT_S * 3, path=path)] * attempts)
@@ -80,10 +83,17 @@ def test_a_hanging_model_endpoint_gives_up_after_bounded_retries_while_other_ask
     bound = attempts * TIMEOUT_S + 1.5 + 3.0
     assert out["seconds"] < bound, (out["seconds"], bound)
     assert overlapped, "the other ask only finished after the hanging one gave up"
-    figures.record(f"model_timeout_{path.split('/')[0]}{'_streamed' if streamed else ''}",
-                   model_timeout_s=TIMEOUT_S, max_retries=RETRIES, attempts=hung_requests(),
-                   seconds_to_error=round(out["seconds"], 2), bound_seconds=bound, error=str(error),
-                   concurrent_ask_seconds=round(other_s, 3), concurrent_ask_answered=True)
+    figures.record(
+        f"model_timeout_{path.split('/')[0]}{'_streamed' if streamed else ''}",
+        model_timeout_s=TIMEOUT_S,
+        max_retries=RETRIES,
+        attempts=hung_requests(),
+        seconds_to_error=round(out["seconds"], 2),
+        bound_seconds=bound,
+        error=str(error),
+        concurrent_ask_seconds=round(other_s, 3),
+        concurrent_ask_answered=True,
+    )
 
 
 QUESTIONS = {
@@ -97,7 +107,7 @@ QUESTIONS = {
     "Arabic (RTL)": "ما هو المحسن الذي استخدم لتدريب المحول؟",
     "Slack mention syntax": "<@U123> <!channel> <!here> <#C123|general> What optimizer was used to train the Transformer?",
     "control characters": "What\x00 optimizer\x07 was\x1b[31m used?\x7f",
-    "filter / query injection": 'Transformer") { Get { CitebotChunk(where: {path: ["document_id"], operator: Like, valueText: "*"}) { text } } }',
+    "filter / query injection": 'Transformer") { Get { CitebotChunk(where: {path: ["document_id"], operator: Like, valueText: "*"}) { text } } }',  # noqa: E501
     "markdown / links": "*bold* _it_ ~s~ `code` ```block``` <https://evil.example|click> [x](javascript:alert(1))",
     "lone surrogate-ish and combining": "Tra\u0301nsfo\u0308rmer o\u0338ptimizer?",
 }
@@ -108,8 +118,9 @@ QUESTIONS = {
 EXTRACTIVE = ("10000 chars", "Chinese", "Slack mention syntax")
 
 
-@pytest.mark.parametrize("mode, label", [("llm", label) for label in QUESTIONS] +
-                         [("extractive", label) for label in EXTRACTIVE])
+@pytest.mark.parametrize(
+    "mode, label", [("llm", label) for label in QUESTIONS] + [("extractive", label) for label in EXTRACTIVE]
+)
 def test_odd_questions_end_in_an_answer_or_a_clear_error(request, figures, mode: str, label: str) -> None:
     bot: Citebot = request.getfixturevalue("model_bot" if mode == "llm" else "extractive_bot")
     began = time.perf_counter()

@@ -30,14 +30,13 @@ import pytest
 from aiohttp import web
 
 from bot.runner import BotServer
-from citebot.service import Citebot
 from citebot.settings import Settings
-from tests.standins.background import (BackgroundServer, Fault, FaultQueue, Recorded, recording_middleware,
-                                        stop_process)
-from tests.standins.slack_server import SlackStandIn
+from dataflows.app import Citebot
 from tests.bot.harness import USER, BotThread, Driver, new_channel, share_file, thread_texts, wait_quiet
-from tests.standins.settings import with_standins
 from tests.paths import NASTY, PDFS, REPO
+from tests.standins.background import BackgroundServer, Fault, FaultQueue, Recorded, recording_middleware, stop_process
+from tests.standins.settings import with_standins
+from tests.standins.slack_server import SlackStandIn
 
 BOT_TOKEN = "xoxb-7731-9902-reliabilityBOTtokenZq81"
 APP_TOKEN = "xapp-1-A111-4242-reliabilityAPPtokenKw27"
@@ -70,8 +69,13 @@ def slack() -> Iterator[SlackStandIn]:
 def settings(base_settings: Settings, openai_standin, slack: SlackStandIn) -> Settings:
     return replace(
         with_standins(base_settings, openai=openai_standin, collection_prefix="RelSlack"),
-        openai_api_key=OPENAI_KEY, slack_api_url=slack.api_url, slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET, slack_app_token="", download_timeout_s=20.0)
+        openai_api_key=OPENAI_KEY,
+        slack_api_url=slack.api_url,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_app_token="",
+        download_timeout_s=20.0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +95,9 @@ def http_bot(settings: Settings, citebot: Citebot) -> Iterator[BotThread]:
 
 @pytest.fixture(scope="module")
 def socket_bot(settings: Settings, citebot: Citebot, slack: SlackStandIn) -> Iterator[BotThread]:
-    bot = BotThread(BotServer(replace(settings, slack_app_token=APP_TOKEN, slack_signing_secret=""), citebot,
-                              host="127.0.0.1", port=0)).start()
+    bot = BotThread(
+        BotServer(replace(settings, slack_app_token=APP_TOKEN, slack_signing_secret=""), citebot, host="127.0.0.1", port=0)
+    ).start()
     bot.server.deps.stream_interval_s = 0.3
     slack.wait_for(lambda: slack.socket_connected, timeout=10)
     yield bot
@@ -120,14 +125,16 @@ def _debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 _LOG_TEXT: list[str] = []
 
 
-def _index(driver: Driver, channel: str, pdf: bytes, name: str, *, channel_type: str = "channel",
-           timeout: float = 120) -> str:
+def _index(
+    driver: Driver, channel: str, pdf: bytes, name: str, *, channel_type: str = "channel", timeout: float = 120
+) -> str:
     """Share a PDF in ``channel`` and wait for the bot's reply in the file's thread."""
     message, payload = share_file(driver.slack, channel, pdf, name)
     payload["event"]["channel_type"] = channel_type
     driver.deliver(payload)
-    replies = driver.slack.wait_for(lambda: [t for t in thread_texts(driver.slack, channel, message["ts"])
-                                             if t != message["text"]], timeout=timeout)
+    replies = driver.slack.wait_for(
+        lambda: [t for t in thread_texts(driver.slack, channel, message["ts"]) if t != message["text"]], timeout=timeout
+    )
     assert "pages" in replies[0], replies
     return replies[0]
 
@@ -143,14 +150,15 @@ def _p99(values: list[float]) -> float:
 
 
 # --- load ------------------------------------------------------------------------------------------
-def test_load_50_concurrent_asks_and_5_pdf_shares(http: Driver, socket: Driver, slack: SlackStandIn,
-                                                  figures) -> None:
+def test_load_50_concurrent_asks_and_5_pdf_shares(http: Driver, socket: Driver, slack: SlackStandIn, figures) -> None:
     channel = new_channel(slack)
     _index(http, channel, (PDFS / "1706.03762.pdf").read_bytes(), "attention.pdf")
     calls_before = len(slack.api_calls)
     asks = [(f"{QUESTIONS[i % len(QUESTIONS)]} (load-{i:02d})", http if i % 2 == 0 else socket) for i in range(50)]
-    shares = [(name, http if i % 2 == 0 else socket, new_channel(slack))
-              for i, name in enumerate(("1810.04805", "1512.03385", "1412.6980", "1301.3781", "2004.04906"))]
+    shares = [
+        (name, http if i % 2 == 0 else socket, new_channel(slack))
+        for i, name in enumerate(("1810.04805", "1512.03385", "1412.6980", "1301.3781", "2004.04906"))
+    ]
     share_msgs: dict[str, dict[str, Any]] = {}
 
     def ask(question: str, driver: Driver) -> float:
@@ -185,13 +193,21 @@ def test_load_50_concurrent_asks_and_5_pdf_shares(http: Driver, socket: Driver, 
         posts = [m for m in slack.channel_messages(channel) if "(load-" in m.get("text", "") and "asked:" in m["text"]]
         if len(posts) < 50:
             return False
-        return all(any(m.get("bot_id") and m["ts"] != p["ts"] and "Thinking" not in m["text"] and "▍" not in m["text"]
-                       and _feedback_value(m) for m in slack.thread(channel, p["ts"])) for p in posts)
+        return all(
+            any(
+                m.get("bot_id")
+                and m["ts"] != p["ts"]
+                and "Thinking" not in m["text"]
+                and "▍" not in m["text"]
+                and _feedback_value(m)
+                for m in slack.thread(channel, p["ts"])
+            )
+            for p in posts
+        )
 
     slack.wait_for(all_answered, timeout=240)
     for name, _, where in shares:
-        slack.wait_for(lambda: [t for t in thread_texts(slack, where, share_msgs[name]["ts"]) if "pages" in t],
-                       timeout=240)
+        slack.wait_for(lambda: [t for t in thread_texts(slack, where, share_msgs[name]["ts"]) if "pages" in t], timeout=240)
     elapsed = time.perf_counter() - began
     wait_quiet(slack, 1.0)
 
@@ -218,12 +234,23 @@ def test_load_50_concurrent_asks_and_5_pdf_shares(http: Driver, socket: Driver, 
             problems.append(f"{name}: {texts}")
     failed_calls = [c for c in slack.api_calls[calls_before:] if not c.response.get("ok")]
     p99, p50 = _p99(acks), statistics.median(acks)
-    figures.record("load", concurrent_asks=50, concurrent_pdf_shares=5, modes="half HTTP, half Socket Mode",
-                   answered=f"{len(posts) - errors}/50 asks, 5/5 PDFs", errors=errors, answers_with_sources=grounded,
-                   wrong_thread_replies=wrong_thread, stray_replies=stray,
-                   ack_p50_ms=round(p50 * 1000, 1), ack_p99_ms=round(p99 * 1000, 1),
-                   ack_max_ms=round(max(acks) * 1000, 1), seconds_until_all_answered=round(elapsed, 1),
-                   slack_api_calls=len(slack.api_calls) - calls_before, slack_api_calls_failed=len(failed_calls))
+    figures.record(
+        "load",
+        concurrent_asks=50,
+        concurrent_pdf_shares=5,
+        modes="half HTTP, half Socket Mode",
+        answered=f"{len(posts) - errors}/50 asks, 5/5 PDFs",
+        errors=errors,
+        answers_with_sources=grounded,
+        wrong_thread_replies=wrong_thread,
+        stray_replies=stray,
+        ack_p50_ms=round(p50 * 1000, 1),
+        ack_p99_ms=round(p99 * 1000, 1),
+        ack_max_ms=round(max(acks) * 1000, 1),
+        seconds_until_all_answered=round(elapsed, 1),
+        slack_api_calls=len(slack.api_calls) - calls_before,
+        slack_api_calls_failed=len(failed_calls),
+    )
     assert errors == 0 and wrong_thread == 0 and stray == 0, problems
     # (how many answers have sources is recorded, not asserted: "couldn't find" is an answer too, and
     # with the stand-in embedder some questions fall under min_relevance)
@@ -268,8 +295,13 @@ def test_isolation_matrix_public_private_dm(http: Driver, slack: SlackStandIn, c
         for other, (_, _, _, question) in PLACES.items():
             payload = http.command("/ask", f"{question} [{place}]", channel)
             paths.add(payload["response_url"].split("127.0.0.1", 1)[1].split("/", 1)[1])
-            post = slack.wait_for(lambda: [m for m in slack.channel_messages(channel)
-                                           if m.get("text", "").endswith(f"[{place}]") and question[:30] in m["text"]])
+            post = slack.wait_for(
+                lambda: [
+                    m
+                    for m in slack.channel_messages(channel)
+                    if m.get("text", "").endswith(f"[{place}]") and question[:30] in m["text"]
+                ]
+            )
             http.final_reply(channel, post[-1]["ts"])
             if other != place:  # /forget another place's paper from here: refused; it stays there
                 forget = http.command("/forget", titles[other][:40], channel)
@@ -309,10 +341,15 @@ def test_isolation_matrix_public_private_dm(http: Driver, slack: SlackStandIn, c
             leaked.append(f"retrieval in {place} returned other documents")
     for place, channel in channels.items():
         assert [d.document_id for d in citebot.documents(_scope(team, channel))] == [ids[place]]
-    figures.record("isolation", places="public channel C…, private channel G… (group), DM D… (im)",
-                   requests_per_place="3 /ask (one per paper) + 2 /forget of the other places' papers + /docs"
-                                      " (+1 plain DM message)", leak_checks=checks, leaks=leaks,
-                   cross_channel_forget_attempts=forget_attempts, cross_channel_forget_refused=forget_refused)
+    figures.record(
+        "isolation",
+        places="public channel C…, private channel G… (group), DM D… (im)",
+        requests_per_place="3 /ask (one per paper) + 2 /forget of the other places' papers + /docs (+1 plain DM message)",
+        leak_checks=checks,
+        leaks=leaks,
+        cross_channel_forget_attempts=forget_attempts,
+        cross_channel_forget_refused=forget_refused,
+    )
     assert leaks == 0, leaked
     assert forget_refused == forget_attempts == 6
 
@@ -338,20 +375,25 @@ def test_http_replayed_requests_do_no_second_work(http: Driver, slack: SlackStan
     message = slack.user_message(channel, USER, f"<@{slack.state.bot_user_id}> What optimizer was used? (replay)")
     event_raw = json.dumps(slack.app_mention_event(channel, message))
     event_headers = slack.sign(event_raw) | {"Content-Type": "application/json"}
-    statuses += [slack.deliver_http(http.events_url, event_raw, headers=event_headers, signed=False)[0]
-                 for _ in range(3)]
-    post = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if "(replay)" in m["text"]
-                                   and "asked:" in m["text"]])
+    statuses += [slack.deliver_http(http.events_url, event_raw, headers=event_headers, signed=False)[0] for _ in range(3)]
+    post = slack.wait_for(
+        lambda: [m for m in slack.channel_messages(channel) if "(replay)" in m["text"] and "asked:" in m["text"]]
+    )
     http.final_reply(channel, post[0]["ts"])
     http.final_reply(channel, message["ts"])
     wait_quiet(slack)
     asked = [m for m in slack.channel_messages(channel) if "(replay)" in m["text"] and "asked:" in m["text"]]
     command_answers = [m for m in slack.thread(channel, asked[0]["ts"]) if m.get("bot_id") and m["ts"] != asked[0]["ts"]]
     mention_answers = [m for m in slack.thread(channel, message["ts"]) if m.get("bot_id")]
-    figures.record("http_replay", deliveries_per_request=3, statuses=statuses,
-                   slash_command_posts=len(asked), slash_command_answers=len(command_answers),
-                   mention_answers=len(mention_answers),
-                   covered_in_tests_bot="forged/stale signatures: tests/bot/test_bot_http_security.py")
+    figures.record(
+        "http_replay",
+        deliveries_per_request=3,
+        statuses=statuses,
+        slash_command_posts=len(asked),
+        slash_command_answers=len(command_answers),
+        mention_answers=len(mention_answers),
+        covered_in_tests_bot="forged/stale signatures: tests/bot/test_bot_http_security.py",
+    )
     assert all(s == 200 for s in statuses), statuses
     assert len(asked) == 1 and len(command_answers) == 1 and len(mention_answers) == 1
 
@@ -381,8 +423,12 @@ def test_files_come_only_from_slacks_file_object_with_the_bot_token(http: Driver
         payload["event"]["text"] = text
         downloads_before = len([r for r in slack.requests if r.path.startswith("/files-pri/")])
         http.deliver(payload)
-        assert "pages" in slack.wait_for(lambda: [t for t in thread_texts(slack, channel, message["ts"])
-                                                  if "pages" in t or ":x:" in t], timeout=120)[0]
+        assert (
+            "pages"
+            in slack.wait_for(
+                lambda: [t for t in thread_texts(slack, channel, message["ts"]) if "pages" in t or ":x:" in t], timeout=120
+            )[0]
+        )
         # 2. a mention whose text is only a link to a PDF elsewhere (no file at all)
         mention = slack.user_message(channel, USER, f"<@{slack.state.bot_user_id}> index <{urls[1]}> please")
         http.deliver(slack.app_mention_event(channel, mention))
@@ -396,21 +442,34 @@ def test_files_come_only_from_slacks_file_object_with_the_bot_token(http: Driver
         wait_quiet(slack, 1.0)
         downloads = [r for r in slack.requests if r.path.startswith("/files-pri/")][downloads_before:]
         evil_on_slack = [r for r in slack.requests if "evil" in r.path]
-        figures.record("file_downloads", links_in_message_text=3, evil_requests=len(evil.requests) + len(evil_on_slack),
-                       downloads_from_slack_file_url=len(downloads),
-                       downloads_with_exactly_the_bot_token=sum(r.headers.get("Authorization") == f"Bearer {BOT_TOKEN}"
-                                                                for r in downloads),
-                       off_slack_file_url_reply=refused)
+        figures.record(
+            "file_downloads",
+            links_in_message_text=3,
+            evil_requests=len(evil.requests) + len(evil_on_slack),
+            downloads_from_slack_file_url=len(downloads),
+            downloads_with_exactly_the_bot_token=sum(
+                r.headers.get("Authorization") == f"Bearer {BOT_TOKEN}" for r in downloads
+            ),
+            off_slack_file_url_reply=refused,
+        )
         assert not evil.requests and not evil_on_slack
         assert len(downloads) == 1 and downloads[0].headers.get("Authorization") == f"Bearer {BOT_TOKEN}"
         assert "download" in refused.lower() and ":x:" in refused or "can't" in refused
 
 
 # --- secrets ---------------------------------------------------------------------------------------
-def test_no_secret_in_logs_output_or_slack_messages(http: Driver, socket: Driver, slack: SlackStandIn,
-                                                    openai_standin, citebot: Citebot, settings: Settings,
-                                                    capfd: pytest.CaptureFixture[str], caplog, figures,
-                                                    tmp_path) -> None:
+def test_no_secret_in_logs_output_or_slack_messages(
+    http: Driver,
+    socket: Driver,
+    slack: SlackStandIn,
+    openai_standin,
+    citebot: Citebot,
+    settings: Settings,
+    capfd: pytest.CaptureFixture[str],
+    caplog,
+    figures,
+    tmp_path,
+) -> None:
     """A run with errors of every kind, all loggers at DEBUG, plus ``citebot serve`` as a
     subprocess at DEBUG: no token, secret or key anywhere in logs, output or Slack messages."""
     channel = new_channel(slack)
@@ -421,8 +480,10 @@ def test_no_secret_in_logs_output_or_slack_messages(http: Driver, socket: Driver
     http.command("/ask", "What optimizer was used? (secret-1)", channel)
     slack.wait_for(lambda: [m for m in slack.bot_messages(channel) if "try again" in m["text"]], timeout=60)
     openai_standin.faults.clear()
-    for content, name, kw in (((NASTY / "encrypted_libreoffice-writer-password.pdf").read_bytes(), "enc.pdf", {}),
-                              ((PDFS / "1810.04805.pdf").read_bytes(), "login.pdf", {"always_html": True})):
+    for content, name, kw in (
+        ((NASTY / "encrypted_libreoffice-writer-password.pdf").read_bytes(), "enc.pdf", {}),
+        ((PDFS / "1810.04805.pdf").read_bytes(), "login.pdf", {"always_html": True}),
+    ):
         message, payload = share_file(slack, channel, content, name, **kw)
         socket.deliver(payload)
         slack.wait_for(lambda: thread_texts(slack, channel, message["ts"]), timeout=60)
@@ -430,8 +491,7 @@ def test_no_secret_in_logs_output_or_slack_messages(http: Driver, socket: Driver
     slack.deliver_http(http.events_url, "command=%2Fask&text=hi", headers=forged, signed=False)
     forget = http.command("/forget", "no such paper", channel)
     slack.wait_for(lambda: http.responses_for(forget["response_url"]))
-    slack.faults.extend([Fault(status=500, path="chat.postMessage"), Fault(status=429, retry_after=1,
-                                                                            path="chat.update")])
+    slack.faults.extend([Fault(status=500, path="chat.postMessage"), Fault(status=429, retry_after=1, path="chat.update")])
     http.command("/ask", "How many attention heads? (secret-2)", channel)
     wait_quiet(slack, 1.5)
     slack.faults.clear()
@@ -439,12 +499,21 @@ def test_no_secret_in_logs_output_or_slack_messages(http: Driver, socket: Driver
     # the bot's own entry point (bot.runner.serve: its logging setup, Socket Mode) at DEBUG, answering
     # one question. (Not through `citebot serve`: that ignores CITEBOT_LOG_LEVEL, see the next test.)
     log_file = tmp_path / "serve.log"
-    env = {**_env_without_secrets(), "WEAVIATE_URL": settings.weaviate_url,
-           "WEAVIATE_GRPC_PORT": str(settings.weaviate_grpc_port), "CITEBOT_COLLECTION_PREFIX": "RelSlack",
-           "CITEBOT_DATA_DIR": settings.data_dir, "OPENAI_API_KEY": OPENAI_KEY,
-           "OPENAI_BASE_URL": settings.openai_base_url, "SLACK_API_URL": slack.api_url,
-           "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-           "CITEBOT_LOG_LEVEL": "DEBUG", "CITEBOT_HTTP_PORT": "0"}
+    env = {
+        **_env_without_secrets(),
+        "WEAVIATE_URL": settings.weaviate_url,
+        "WEAVIATE_GRPC_PORT": str(settings.weaviate_grpc_port),
+        "CITEBOT_COLLECTION_PREFIX": "RelSlack",
+        "CITEBOT_DATA_DIR": settings.data_dir,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": settings.openai_base_url,
+        "SLACK_API_URL": slack.api_url,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "CITEBOT_LOG_LEVEL": "DEBUG",
+        "CITEBOT_HTTP_PORT": "0",
+    }
     sockets_before = len(slack._sockets)
     with open(log_file, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", SERVE], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -454,8 +523,9 @@ def test_no_secret_in_logs_output_or_slack_messages(http: Driver, socket: Driver
             payload = slack.slash_command("/ask", "Which BLEU score was reached? (secret-3)", channel=channel, user=USER)
             envelope_id = slack.send_envelope("slash_commands", payload)  # the newest socket: the subprocess
             slack.wait_ack(envelope_id, timeout=10)
-            post = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if "(secret-3)" in m["text"]],
-                                  timeout=60)
+            post = slack.wait_for(
+                lambda: [m for m in slack.channel_messages(channel) if "(secret-3)" in m["text"]], timeout=60
+            )
             try:
                 Driver(slack, None, "socket").final_reply(channel, post[0]["ts"], timeout=60)  # type: ignore[arg-type]
             except AssertionError:
@@ -468,12 +538,23 @@ def test_no_secret_in_logs_output_or_slack_messages(http: Driver, socket: Driver
     captured = capfd.readouterr()
     logs = "\n".join(_LOG_TEXT) + caplog.text
     posted = json.dumps([c.args for c in slack.api_calls] + slack.responses, ensure_ascii=False)
-    found = {where: {name: text.count(value) for name, value in SECRETS.items() if value in text}
-             for where, text in (("caplog (DEBUG)", logs), ("stdout/stderr", captured.out + captured.err),
-                                 ("citebot serve output (DEBUG)", serve_output), ("Slack messages", posted))}
-    figures.record("secrets", secrets_checked=list(SECRETS), log_lines_checked=logs.count("\n") + serve_output.count("\n"),
-                   slack_calls_checked=len(slack.api_calls), occurrences={k: sum(v.values()) for k, v in found.items()},
-                   serve_debug_output_lines=serve_output.count("\n"))
+    found = {
+        where: {name: text.count(value) for name, value in SECRETS.items() if value in text}
+        for where, text in (
+            ("caplog (DEBUG)", logs),
+            ("stdout/stderr", captured.out + captured.err),
+            ("citebot serve output (DEBUG)", serve_output),
+            ("Slack messages", posted),
+        )
+    }
+    figures.record(
+        "secrets",
+        secrets_checked=list(SECRETS),
+        log_lines_checked=logs.count("\n") + serve_output.count("\n"),
+        slack_calls_checked=len(slack.api_calls),
+        occurrences={k: sum(v.values()) for k, v in found.items()},
+        serve_debug_output_lines=serve_output.count("\n"),
+    )
     assert "DEBUG" in serve_output and "(secret-3)" in json.dumps(slack.channel_messages(channel))
     assert not any(found.values()), found
 
@@ -483,17 +564,26 @@ SERVE = "from bot.runner import serve; from citebot.settings import Settings; se
 
 def test_citebot_serve_honours_CITEBOT_LOG_LEVEL(slack: SlackStandIn, settings: Settings, tmp_path, figures) -> None:
     """`citebot serve` with the default CITEBOT_LOG_LEVEL=INFO must at least log that it is running."""
-    env = {**_env_without_secrets(), "WEAVIATE_URL": settings.weaviate_url,
-           "WEAVIATE_GRPC_PORT": str(settings.weaviate_grpc_port), "CITEBOT_COLLECTION_PREFIX": "RelSlack",
-           "CITEBOT_DATA_DIR": settings.data_dir, "OPENAI_API_KEY": OPENAI_KEY,
-           "OPENAI_BASE_URL": settings.openai_base_url, "SLACK_API_URL": slack.api_url,
-           "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "CITEBOT_LOG_LEVEL": "INFO",
-           "CITEBOT_HTTP_PORT": "0"}
+    env = {
+        **_env_without_secrets(),
+        "WEAVIATE_URL": settings.weaviate_url,
+        "WEAVIATE_GRPC_PORT": str(settings.weaviate_grpc_port),
+        "CITEBOT_COLLECTION_PREFIX": "RelSlack",
+        "CITEBOT_DATA_DIR": settings.data_dir,
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": settings.openai_base_url,
+        "SLACK_API_URL": slack.api_url,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "CITEBOT_LOG_LEVEL": "INFO",
+        "CITEBOT_HTTP_PORT": "0",
+    }
     log_file = tmp_path / "serve.log"
     sockets_before = len(slack._sockets)
     with open(log_file, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "citebot.cli", "serve"], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
         try:
             slack.wait_for(lambda: len(slack._sockets) > sockets_before or proc.poll() is not None, timeout=90)
             time.sleep(0.5)
@@ -502,12 +592,12 @@ def test_citebot_serve_honours_CITEBOT_LOG_LEVEL(slack: SlackStandIn, settings: 
     output = log_file.read_text(errors="replace")
     figures.record("secrets", citebot_serve_logs_running_line="citebot is running" in output)
     assert "citebot is running" in output, (
-        "`citebot serve` ignores CITEBOT_LOG_LEVEL: citebot/cli.py main() calls logging.basicConfig(WARNING) "
-        "first, so bot/runner.py serve()'s basicConfig(level=settings.log_level) is a no-op. Output was:\n" + output)
+        "`citebot serve` ignores CITEBOT_LOG_LEVEL: bot/cli.py main() calls logging.basicConfig(WARNING) "
+        "first, so bot/runner.py serve()'s basicConfig(level=settings.log_level) is a no-op. Output was:\n" + output
+    )
 
 
 def _env_without_secrets() -> dict[str, str]:
     import os
 
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("SLACK_", "OPENAI_", "WEAVIATE_", "CITEBOT_"))}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "WEAVIATE_", "CITEBOT_"))}

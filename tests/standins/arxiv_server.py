@@ -41,7 +41,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.sax.saxutils import escape, quoteattr
@@ -110,69 +110,147 @@ class Paper:
 
 
 SYNTHETIC: tuple[Paper, ...] = (
-    Paper("1706.03762", 7, "Attention Is All You Need",
-          ("Ashish Vaswani", "Noam Shazeer", "Niki Parmar", "Jakob Uszkoreit", "Llion Jones", "Aidan N. Gomez",
-           "Lukasz Kaiser", "Illia Polosukhin"),
-          "The dominant sequence transduction models are based on complex recurrent or convolutional neural "
-          "networks in an encoder-decoder configuration. The best performing models also connect the encoder and "
-          "decoder through an attention mechanism. We propose a new simple network architecture, the Transformer, "
-          "based solely on attention mechanisms, dispensing with recurrence and convolutions entirely.",
-          ("cs.CL", "cs.LG"), "2017-06-12T17:57:34Z", "2023-08-02T00:41:18Z", "15 pages, 5 figures"),
-    Paper("1810.04805", 2, "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
-          ("Jacob Devlin", "Ming-Wei Chang", "Kenton Lee", "Kristina Toutanova"),
-          "We introduce a new language representation model called BERT, which stands for Bidirectional Encoder "
-          "Representations from Transformers. Unlike recent language representation models, BERT is designed to "
-          "pre-train deep bidirectional representations from unlabeled text by jointly conditioning on both left "
-          "and right context in all layers.",
-          ("cs.CL",), "2018-10-11T00:50:01Z", "2019-05-24T20:37:26Z"),
-    Paper("1512.03385", 1, "Deep Residual Learning for Image Recognition",
-          ("Kaiming He", "Xiangyu Zhang", "Shaoqing Ren", "Jian Sun"),
-          "Deeper neural networks are more difficult to train. We present a residual learning framework to ease "
-          "the training of networks that are substantially deeper than those used previously.",
-          ("cs.CV",), "2015-12-10T19:51:55Z", "2015-12-10T19:51:55Z", "Tech report"),
-    Paper("1412.6980", 9, "Adam: A Method for Stochastic Optimization",
-          ("Diederik P. Kingma", "Jimmy Ba"),
-          "We introduce Adam, an algorithm for first-order gradient-based optimization of stochastic objective "
-          "functions, based on adaptive estimates of lower-order moments. The method is straightforward to "
-          "implement, is computationally efficient, has little memory requirements, is invariant to diagonal "
-          "rescaling of the gradients, and is well suited for problems that are large in terms of data and/or "
-          "parameters.",
-          ("cs.LG",), "2014-12-22T13:54:29Z", "2017-01-30T01:27:54Z",
-          "Published as a conference paper at the 3rd International Conference for Learning Representations, "
-          "San Diego, 2015"),
-    Paper("1301.3781", 3, "Efficient Estimation of Word Representations in Vector Space",
-          ("Tomas Mikolov", "Kai Chen", "Greg Corrado", "Jeffrey Dean"),
-          "We propose two novel model architectures for computing continuous vector representations of words from "
-          "very large data sets. The quality of these representations is measured in a word similarity task, and "
-          "the results are compared to the previously best performing techniques based on different types of "
-          "neural networks.",
-          ("cs.CL",), "2013-01-16T18:24:43Z", "2013-09-07T00:30:40Z"),
-    Paper("2005.11401", 4, "Retrieval-Augmented Generation for Knowledge-Intensive NLP Tasks",
-          ("Patrick Lewis", "Ethan Perez", "Aleksandra Piktus", "Fabio Petroni", "Vladimir Karpukhin", "Naman Goyal",
-           "Heinrich Küttler", "Mike Lewis", "Wen-tau Yih", "Tim Rocktäschel", "Sebastian Riedel", "Douwe Kiela"),
-          "Large pre-trained language models have been shown to store factual knowledge in their parameters, and "
-          "achieve state-of-the-art results when fine-tuned on downstream NLP tasks. However, their ability to "
-          "access and precisely manipulate knowledge is still limited, and hence on knowledge-intensive tasks, "
-          "their performance lags behind task-specific architectures.",
-          ("cs.CL", "cs.LG"), "2020-05-22T21:34:34Z", "2021-04-12T15:42:13Z", "Accepted at NeurIPS 2020"),
-    Paper("2004.04906", 3, "Dense Passage Retrieval for Open-Domain Question Answering",
-          ("Vladimir Karpukhin", "Barlas Oğuz", "Sewon Min", "Patrick Lewis", "Ledell Wu", "Sergey Edunov",
-           "Danqi Chen", "Wen-tau Yih"),
-          "Open-domain question answering relies on efficient passage retrieval to select candidate contexts, "
-          "where traditional sparse vector space models, such as TF-IDF or BM25, are the de facto method. In this "
-          "work, we show that retrieval can be practically implemented using dense representations alone, where "
-          "embeddings are learned from a small number of questions and passages by a simple dual-encoder framework.",
-          ("cs.CL",), "2020-04-10T17:36:17Z", "2020-09-30T20:57:04Z", "EMNLP 2020"),
-    Paper("2104.08663", 4,
-          "BEIR: A Heterogenous Benchmark for Zero-shot Evaluation of Information Retrieval Models",
-          ("Nandan Thakur", "Nils Reimers", "Andreas Rücklé", "Abhishek Srivastava", "Iryna Gurevych"),
-          "Existing neural information retrieval (IR) models have often been studied in homogeneous and narrow "
-          "settings, which has considerably limited insights into their out-of-distribution (OOD) generalization "
-          "capabilities. To address this, and to facilitate researchers to broadly evaluate the effectiveness of "
-          "their models, we introduce Benchmarking-IR (BEIR), a robust and heterogeneous evaluation benchmark for "
-          "information retrieval.",
-          ("cs.IR", "cs.AI", "cs.CL"), "2021-04-17T23:29:55Z", "2021-10-21T11:15:08Z",
-          "Accepted at NeurIPS 2021 Dataset and Benchmark Track"),
+    Paper(
+        "1706.03762",
+        7,
+        "Attention Is All You Need",
+        (
+            "Ashish Vaswani",
+            "Noam Shazeer",
+            "Niki Parmar",
+            "Jakob Uszkoreit",
+            "Llion Jones",
+            "Aidan N. Gomez",
+            "Lukasz Kaiser",
+            "Illia Polosukhin",
+        ),
+        "The dominant sequence transduction models are based on complex recurrent or convolutional neural "
+        "networks in an encoder-decoder configuration. The best performing models also connect the encoder and "
+        "decoder through an attention mechanism. We propose a new simple network architecture, the Transformer, "
+        "based solely on attention mechanisms, dispensing with recurrence and convolutions entirely.",
+        ("cs.CL", "cs.LG"),
+        "2017-06-12T17:57:34Z",
+        "2023-08-02T00:41:18Z",
+        "15 pages, 5 figures",
+    ),
+    Paper(
+        "1810.04805",
+        2,
+        "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
+        ("Jacob Devlin", "Ming-Wei Chang", "Kenton Lee", "Kristina Toutanova"),
+        "We introduce a new language representation model called BERT, which stands for Bidirectional Encoder "
+        "Representations from Transformers. Unlike recent language representation models, BERT is designed to "
+        "pre-train deep bidirectional representations from unlabeled text by jointly conditioning on both left "
+        "and right context in all layers.",
+        ("cs.CL",),
+        "2018-10-11T00:50:01Z",
+        "2019-05-24T20:37:26Z",
+    ),
+    Paper(
+        "1512.03385",
+        1,
+        "Deep Residual Learning for Image Recognition",
+        ("Kaiming He", "Xiangyu Zhang", "Shaoqing Ren", "Jian Sun"),
+        "Deeper neural networks are more difficult to train. We present a residual learning framework to ease "
+        "the training of networks that are substantially deeper than those used previously.",
+        ("cs.CV",),
+        "2015-12-10T19:51:55Z",
+        "2015-12-10T19:51:55Z",
+        "Tech report",
+    ),
+    Paper(
+        "1412.6980",
+        9,
+        "Adam: A Method for Stochastic Optimization",
+        ("Diederik P. Kingma", "Jimmy Ba"),
+        "We introduce Adam, an algorithm for first-order gradient-based optimization of stochastic objective "
+        "functions, based on adaptive estimates of lower-order moments. The method is straightforward to "
+        "implement, is computationally efficient, has little memory requirements, is invariant to diagonal "
+        "rescaling of the gradients, and is well suited for problems that are large in terms of data and/or "
+        "parameters.",
+        ("cs.LG",),
+        "2014-12-22T13:54:29Z",
+        "2017-01-30T01:27:54Z",
+        "Published as a conference paper at the 3rd International Conference for Learning Representations, San Diego, 2015",
+    ),
+    Paper(
+        "1301.3781",
+        3,
+        "Efficient Estimation of Word Representations in Vector Space",
+        ("Tomas Mikolov", "Kai Chen", "Greg Corrado", "Jeffrey Dean"),
+        "We propose two novel model architectures for computing continuous vector representations of words from "
+        "very large data sets. The quality of these representations is measured in a word similarity task, and "
+        "the results are compared to the previously best performing techniques based on different types of "
+        "neural networks.",
+        ("cs.CL",),
+        "2013-01-16T18:24:43Z",
+        "2013-09-07T00:30:40Z",
+    ),
+    Paper(
+        "2005.11401",
+        4,
+        "Retrieval-Augmented Generation for Knowledge-Intensive NLP Tasks",
+        (
+            "Patrick Lewis",
+            "Ethan Perez",
+            "Aleksandra Piktus",
+            "Fabio Petroni",
+            "Vladimir Karpukhin",
+            "Naman Goyal",
+            "Heinrich Küttler",
+            "Mike Lewis",
+            "Wen-tau Yih",
+            "Tim Rocktäschel",
+            "Sebastian Riedel",
+            "Douwe Kiela",
+        ),
+        "Large pre-trained language models have been shown to store factual knowledge in their parameters, and "
+        "achieve state-of-the-art results when fine-tuned on downstream NLP tasks. However, their ability to "
+        "access and precisely manipulate knowledge is still limited, and hence on knowledge-intensive tasks, "
+        "their performance lags behind task-specific architectures.",
+        ("cs.CL", "cs.LG"),
+        "2020-05-22T21:34:34Z",
+        "2021-04-12T15:42:13Z",
+        "Accepted at NeurIPS 2020",
+    ),
+    Paper(
+        "2004.04906",
+        3,
+        "Dense Passage Retrieval for Open-Domain Question Answering",
+        (
+            "Vladimir Karpukhin",
+            "Barlas Oğuz",
+            "Sewon Min",
+            "Patrick Lewis",
+            "Ledell Wu",
+            "Sergey Edunov",
+            "Danqi Chen",
+            "Wen-tau Yih",
+        ),
+        "Open-domain question answering relies on efficient passage retrieval to select candidate contexts, "
+        "where traditional sparse vector space models, such as TF-IDF or BM25, are the de facto method. In this "
+        "work, we show that retrieval can be practically implemented using dense representations alone, where "
+        "embeddings are learned from a small number of questions and passages by a simple dual-encoder framework.",
+        ("cs.CL",),
+        "2020-04-10T17:36:17Z",
+        "2020-09-30T20:57:04Z",
+        "EMNLP 2020",
+    ),
+    Paper(
+        "2104.08663",
+        4,
+        "BEIR: A Heterogenous Benchmark for Zero-shot Evaluation of Information Retrieval Models",
+        ("Nandan Thakur", "Nils Reimers", "Andreas Rücklé", "Abhishek Srivastava", "Iryna Gurevych"),
+        "Existing neural information retrieval (IR) models have often been studied in homogeneous and narrow "
+        "settings, which has considerably limited insights into their out-of-distribution (OOD) generalization "
+        "capabilities. To address this, and to facilitate researchers to broadly evaluate the effectiveness of "
+        "their models, we introduce Benchmarking-IR (BEIR), a robust and heterogeneous evaluation benchmark for "
+        "information retrieval.",
+        ("cs.IR", "cs.AI", "cs.CL"),
+        "2021-04-17T23:29:55Z",
+        "2021-10-21T11:15:08Z",
+        "Accepted at NeurIPS 2021 Dataset and Benchmark Track",
+    ),
 )
 
 _FEED_HEAD = "<?xml version='1.0' encoding='UTF-8'?>\n" + (
@@ -182,14 +260,15 @@ _FEED_HEAD = "<?xml version='1.0' encoding='UTF-8'?>\n" + (
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _feed(query: str, id_list: str, start: int, max_results: int, total: int, entries: list[str]) -> str:
     """A current-format feed, structured like the recorded ``id_0000.0000`` response."""
     shown = f"search_query={query}&id_list={id_list}&start={start}&max_results={max_results}"
     link = "https://arxiv.org/api/query?" + urlencode(
-        {"search_query": query, "start": start, "max_results": max_results, "id_list": id_list}, safe=":,/")
+        {"search_query": query, "start": start, "max_results": max_results, "id_list": id_list}, safe=":,/"
+    )
     digest = hashlib.sha1(shown.encode()).digest().hex()[:27]
     return (
         _FEED_HEAD
@@ -225,8 +304,7 @@ def _error_feed(bad_id: str) -> str:
 
 def _render_fault(fault: Fault, request: web.Request) -> web.Response:
     status = fault.status or 503
-    return web.Response(status=status, text=fault.message or f"HTTP {status} (injected fault)\n",
-                        headers=fault.headers())
+    return web.Response(status=status, text=fault.message or f"HTTP {status} (injected fault)\n", headers=fault.headers())
 
 
 class ArxivStandin(BackgroundServer):

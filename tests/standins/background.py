@@ -140,9 +140,7 @@ class BackgroundServer:
     still running (e.g. sleeping in a delay fault).
     """
 
-    def __init__(
-        self, app: web.Application, host: str = "127.0.0.1", port: int = 0, shutdown_timeout: float = 0.5
-    ) -> None:
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0, shutdown_timeout: float = 0.5) -> None:
         self.app = app
         self.host = host
         self.port = port
@@ -218,7 +216,7 @@ class BackgroundServer:
         self.stop()
 
 
-def stop_process(process: "subprocess.Popen[Any]", timeout_s: float = 30.0) -> None:
+def stop_process(process: subprocess.Popen[Any], timeout_s: float = 30.0) -> None:
     """SIGTERM a child process (a `citebot serve` under test), then SIGKILL it if it lingers."""
     process.terminate()
     try:

@@ -230,8 +230,14 @@ def reply_for(messages: list[dict[str, Any]]) -> str:
 # --- server ------------------------------------------------------------------------------------
 
 
-def _error(status: int, message: str, type_: str, code: str | None = None, param: str | None = None,
-           headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int,
+    message: str,
+    type_: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return web.json_response(body, status=status, headers=headers)
 
@@ -308,12 +314,20 @@ class OpenAIStandin(BackgroundServer):
         header = request.headers.get("Authorization", "")
         key = header[len("Bearer ") :].strip() if header.startswith("Bearer ") else ""
         if not key:
-            return _error(401, "You didn't provide an API key. You need to provide your API key in an "
-                          "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                          "invalid_request_error")
+            return _error(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                "invalid_request_error",
+            )
         if self.api_key is not None and key != self.api_key:
-            return _error(401, f"Incorrect API key provided: {key[:3]}***. You can find your API key at "
-                          "https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key")
+            return _error(
+                401,
+                f"Incorrect API key provided: {key[:3]}***. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
         return await handler(request)
 
     @staticmethod
@@ -339,14 +353,26 @@ class OpenAIStandin(BackgroundServer):
             return body
         texts = _inputs(body.get("input"))
         if texts is None:
-            return _error(400, "'input' must be a string, an array of strings or an array of token arrays.",
-                          "invalid_request_error", param="input")
+            return _error(
+                400,
+                "'input' must be a string, an array of strings or an array of token arrays.",
+                "invalid_request_error",
+                param="input",
+            )
         if not texts or any(t == "" for t in texts):
-            return _error(400, "'$.input' is invalid. Please check the API reference: "
-                          "https://platform.openai.com/docs/api-reference.", "invalid_request_error", param="input")
+            return _error(
+                400,
+                "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
+                "invalid_request_error",
+                param="input",
+            )
         if len(texts) > MAX_EMBEDDING_INPUTS:
-            return _error(400, f"'$.input' is too long: at most {MAX_EMBEDDING_INPUTS} inputs are allowed.",
-                          "invalid_request_error", param="input")
+            return _error(
+                400,
+                f"'$.input' is too long: at most {MAX_EMBEDDING_INPUTS} inputs are allowed.",
+                "invalid_request_error",
+                param="input",
+            )
         dim = int(body.get("dimensions") or self.dim)
         as_base64 = body.get("encoding_format") == "base64"
         data = []
@@ -358,10 +384,14 @@ class OpenAIStandin(BackgroundServer):
         self.embedding_calls += 1
         self.texts_embedded += len(texts)
         self.embedding_tokens += tokens
-        return web.json_response({
-            "object": "list", "data": data, "model": body["model"],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        })
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._json(request)
@@ -378,30 +408,47 @@ class OpenAIStandin(BackgroundServer):
         prompt = sum(count_tokens(message_text(m)) for m in messages)
         completion = count_tokens(text)
         usage = {
-            "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         }
         self.chat_calls += 1
         self.prompt_tokens += prompt
         self.completion_tokens += completion
-        head = {"id": f"chatcmpl-standin{self.chat_calls}", "created": int(time.time()), "model": body["model"],
-                "system_fingerprint": "fp_standin", "service_tier": "default"}
+        head = {
+            "id": f"chatcmpl-standin{self.chat_calls}",
+            "created": int(time.time()),
+            "model": body["model"],
+            "system_fingerprint": "fp_standin",
+            "service_tier": "default",
+        }
         if not body.get("stream"):
             message = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
-            return web.json_response({
-                **head, "object": "chat.completion",
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-                "usage": usage,
-            })
+            return web.json_response(
+                {
+                    **head,
+                    "object": "chat.completion",
+                    "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                    "usage": usage,
+                }
+            )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
 
         def chunk(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
-            out = {**head, "object": "chat.completion.chunk",
-                   "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+            out = {
+                **head,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            }
             return {**out, "usage": None} if include_usage else out
 
         events: list[dict[str, Any]] = [chunk({"role": "assistant", "content": "", "refusal": None}, None)]
@@ -418,6 +465,7 @@ class OpenAIStandin(BackgroundServer):
 
 def _inputs(value: Any) -> list[str] | None:
     """Embedding ``input`` as texts; token arrays become words ``tok<id>``. None when malformed."""
+
     def tokens(ids: Iterable[Any]) -> str:
         return " ".join(f"tok{t}" for t in ids)
 

@@ -12,6 +12,7 @@ def with_standins(settings: Settings, arxiv=None, openai=None, **changes) -> Set
     if arxiv is not None:
         changes.update(arxiv_api_url=f"{arxiv.url}/api/query", arxiv_pdf_url=f"{arxiv.url}/pdf/{{id}}")
     if openai is not None:
-        changes.update(openai_api_key="sk-test", openai_base_url=f"{openai.url}/v1", model_max_retries=3,
-                       model_timeout_s=5.0)
+        changes.update(
+            openai_api_key="sk-test", openai_base_url=f"{openai.url}/v1", model_max_retries=3, model_timeout_s=5.0
+        )
     return replace(settings, **changes)

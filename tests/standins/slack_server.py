@@ -38,9 +38,9 @@ from aiohttp import WSMsgType, web
 from .background import BackgroundServer, Fault, FaultQueue, Recorded, recording_middleware
 
 LOGIN_PAGE = (
-    "<!DOCTYPE html><html lang=\"en-US\"><head><meta charset=\"utf-8\"><title>Slack</title></head>"
-    "<body><div id=\"page\"><h1>Sign in to your workspace</h1>"
-    "<form action=\"/signin\" method=\"post\"><input type=\"email\" name=\"email\"></form></div></body></html>"
+    '<!DOCTYPE html><html lang="en-US"><head><meta charset="utf-8"><title>Slack</title></head>'
+    '<body><div id="page"><h1>Sign in to your workspace</h1>'
+    '<form action="/signin" method="post"><input type="email" name="email"></form></div></body></html>'
 )
 
 
@@ -195,8 +195,12 @@ class SlackStandIn:
     # --- workspace setup -------------------------------------------------------------------
     def add_channel(self, channel_id: str, name: str = "", *, member: bool = True) -> Channel:
         channel = Channel(
-            id=channel_id, name=name or channel_id.lower(), member=member,
-            is_im=channel_id.startswith("D"), is_private=channel_id.startswith("G"))
+            id=channel_id,
+            name=name or channel_id.lower(),
+            member=member,
+            is_im=channel_id.startswith("D"),
+            is_private=channel_id.startswith("G"),
+        )
         with self._lock:
             self.state.channels[channel_id] = channel
             self.state.messages.setdefault(channel_id, [])
@@ -209,25 +213,50 @@ class SlackStandIn:
             return f"{self._last_us // 1_000_000}.{self._last_us % 1_000_000:06d}"
 
     def add_file(
-        self, content: bytes, name: str, *, user: str = "U111", filetype: str = "", mimetype: str = "",
-        title: str | None = None, always_html: bool = False, file_id: str | None = None,
+        self,
+        content: bytes,
+        name: str,
+        *,
+        user: str = "U111",
+        filetype: str = "",
+        mimetype: str = "",
+        title: str | None = None,
+        always_html: bool = False,
+        file_id: str | None = None,
     ) -> dict[str, Any]:
         """Store an uploaded file; return the Slack file object (as in events and files.info)."""
         file_id = file_id or "F" + uuid.uuid4().hex[:10].upper()
         team = self.state.team_id
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else "binary"
         meta = {
-            "id": file_id, "created": int(time.time()), "timestamp": int(time.time()),
-            "name": name, "title": title if title is not None else name,
-            "mimetype": mimetype or {"pdf": "application/pdf", "png": "image/png", "txt": "text/plain"}.get(ext, "application/octet-stream"),
-            "filetype": filetype or ext, "pretty_type": (filetype or ext).upper(), "user": user,
-            "editable": False, "size": len(content), "mode": "hosted", "is_external": False, "external_type": "",
-            "is_public": True, "public_url_shared": False, "display_as_bot": False, "username": "",
+            "id": file_id,
+            "created": int(time.time()),
+            "timestamp": int(time.time()),
+            "name": name,
+            "title": title if title is not None else name,
+            "mimetype": mimetype
+            or {"pdf": "application/pdf", "png": "image/png", "txt": "text/plain"}.get(ext, "application/octet-stream"),
+            "filetype": filetype or ext,
+            "pretty_type": (filetype or ext).upper(),
+            "user": user,
+            "editable": False,
+            "size": len(content),
+            "mode": "hosted",
+            "is_external": False,
+            "external_type": "",
+            "is_public": True,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
             "url_private": f"{self.url}/files-pri/{team}-{file_id}/{name}",
             "url_private_download": f"{self.url}/files-pri/{team}-{file_id}/download/{name}",
             "permalink": f"https://standin.slack.com/files/{user}/{file_id}/{name}",
             "permalink_public": f"https://slack-files.com/{team}-{file_id}-0a1b2c3d4e",
-            "has_rich_preview": False, "channels": [], "groups": [], "ims": [], "shares": {},
+            "has_rich_preview": False,
+            "channels": [],
+            "groups": [],
+            "ims": [],
+            "shares": {},
         }
         with self._lock:
             self.state.files[file_id] = StoredFile(meta, content, always_html)
@@ -235,7 +264,12 @@ class SlackStandIn:
 
     # --- what a user does (stored so conversations.replies sees it) ------------------------
     def user_message(
-        self, channel: str, user: str, text: str, *, thread_ts: str | None = None,
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
         files: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         ts = self.next_ts()
@@ -251,8 +285,14 @@ class SlackStandIn:
                     stored = self.state.files[f["id"]]
                     channel_obj = self.state.channels[channel]
                     kind = "private" if channel_obj.is_private or channel_obj.is_im else "public"
-                    share = {"ts": ts, "channel_name": channel_obj.name, "team_id": self.state.team_id,
-                             "reply_count": 0, "reply_users": [], "reply_users_count": 0}
+                    share = {
+                        "ts": ts,
+                        "channel_name": channel_obj.name,
+                        "team_id": self.state.team_id,
+                        "reply_count": 0,
+                        "reply_users": [],
+                        "reply_users_count": 0,
+                    }
                     if thread_ts:
                         share["thread_ts"] = thread_ts
                     stored.meta["shares"].setdefault(kind, {})[channel] = [share]
@@ -264,20 +304,22 @@ class SlackStandIn:
     def channel_messages(self, channel: str) -> list[dict[str, Any]]:
         """Top-level messages (what the channel shows), oldest first."""
         with self._lock:
-            return [dict(m) for m in self.state.messages.get(channel, [])
-                    if m.get("thread_ts") in (None, m["ts"])]
+            return [dict(m) for m in self.state.messages.get(channel, []) if m.get("thread_ts") in (None, m["ts"])]
 
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """Replies in the thread under ``ts`` (without the parent), oldest first."""
         with self._lock:
-            return [dict(m) for m in self.state.messages.get(channel, [])
-                    if m.get("thread_ts") == ts and m["ts"] != ts]
+            return [dict(m) for m in self.state.messages.get(channel, []) if m.get("thread_ts") == ts and m["ts"] != ts]
 
     def bot_messages(self, channel: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             channels = [channel] if channel else list(self.state.messages)
-            return [dict(m) | {"channel": c} for c in channels for m in self.state.messages.get(c, [])
-                    if m.get("bot_id") == self.state.bot_id]
+            return [
+                dict(m) | {"channel": c}
+                for c in channels
+                for m in self.state.messages.get(c, [])
+                if m.get("bot_id") == self.state.bot_id
+            ]
 
     def reactions_on(self, channel: str, ts: str) -> list[str]:
         with self._lock:
@@ -328,7 +370,10 @@ class SlackStandIn:
             body = handler(args) if handler else {"ok": False, "error": "unknown_method"}
         with self._lock:
             self.api_calls.append(ApiCall(method, args, body))
-        headers = {"x-oauth-scopes": "app_mentions:read,channels:history,chat:write,commands,files:read,groups:history,im:history,reactions:write"}
+        headers = {
+            "x-oauth-scopes": "app_mentions:read,channels:history,chat:write,commands,files:read,groups:history,im:history,"
+            "reactions:write"
+        }
         return web.json_response(body, headers=headers)
 
     def _channel_error(self, channel_id: str, *, need_member: bool = True) -> dict[str, Any] | None:
@@ -340,9 +385,16 @@ class SlackStandIn:
         return None
 
     def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": "https://standin.slack.com/", "team": "Stand-in", "user": "citebot",
-                "team_id": self.state.team_id, "user_id": self.state.bot_user_id, "bot_id": self.state.bot_id,
-                "is_enterprise_install": False}
+        return {
+            "ok": True,
+            "url": "https://standin.slack.com/",
+            "team": "Stand-in",
+            "user": "citebot",
+            "team_id": self.state.team_id,
+            "user_id": self.state.bot_user_id,
+            "bot_id": self.state.bot_id,
+            "is_enterprise_install": False,
+        }
 
     def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         ws_url = self.url.replace("http://", "ws://") + f"/link/?ticket={uuid.uuid4()}&app_id={self.app_id}"
@@ -370,9 +422,14 @@ class SlackStandIn:
             if error:
                 return {"ok": False, "error": error}
             message: dict[str, Any] = {
-                "type": "message", "subtype": "bot_message", "user": self.state.bot_user_id,
-                "bot_id": self.state.bot_id, "app_id": self.app_id, "team": self.state.team_id,
-                "text": args.get("text") or "", "ts": self.next_ts(),
+                "type": "message",
+                "subtype": "bot_message",
+                "user": self.state.bot_user_id,
+                "bot_id": self.state.bot_id,
+                "app_id": self.app_id,
+                "team": self.state.team_id,
+                "text": args.get("text") or "",
+                "ts": self.next_ts(),
             }
             if blocks:
                 message["blocks"] = blocks
@@ -416,8 +473,16 @@ class SlackStandIn:
             error, blocks = self._message_fields(args)
             if error:
                 return {"ok": False, "error": error}
-            self.responses.append({"via": "chat.postEphemeral", "channel": channel, "user": args.get("user"),
-                                   "text": args.get("text") or "", "blocks": blocks, "response_type": "ephemeral"})
+            self.responses.append(
+                {
+                    "via": "chat.postEphemeral",
+                    "channel": channel,
+                    "user": args.get("user"),
+                    "text": args.get("text") or "",
+                    "blocks": blocks,
+                    "response_type": "ephemeral",
+                }
+            )
             return {"ok": True, "message_ts": self.next_ts()}
 
     def _m_reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -451,8 +516,11 @@ class SlackStandIn:
             if parent is None:
                 return {"ok": False, "error": "thread_not_found"}
             root = parent.get("thread_ts") or parent["ts"]
-            messages = [{k: v for k, v in m.items() if k != "updates"} for m in self.state.messages[channel]
-                        if m["ts"] == root or m.get("thread_ts") == root]
+            messages = [
+                {k: v for k, v in m.items() if k != "updates"}
+                for m in self.state.messages[channel]
+                if m["ts"] == root or m.get("thread_ts") == root
+            ]
             return {"ok": True, "messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
 
     def _m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -460,17 +528,29 @@ class SlackStandIn:
             channel = self.state.channels.get(args.get("channel", ""))
             if channel is None:
                 return {"ok": False, "error": "channel_not_found"}
-            return {"ok": True, "channel": {"id": channel.id, "name": channel.name, "is_member": channel.member,
-                                            "is_im": channel.is_im, "is_private": channel.is_private,
-                                            "is_channel": not (channel.is_im or channel.is_private)}}
+            return {
+                "ok": True,
+                "channel": {
+                    "id": channel.id,
+                    "name": channel.name,
+                    "is_member": channel.member,
+                    "is_im": channel.is_im,
+                    "is_private": channel.is_private,
+                    "is_channel": not (channel.is_im or channel.is_private),
+                },
+            }
 
     def _m_files_info(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             stored = self.state.files.get(args.get("file", ""))
             if stored is None:
                 return {"ok": False, "error": "file_not_found"}
-            return {"ok": True, "file": json.loads(json.dumps(stored.meta)), "comments": [],
-                    "response_metadata": {"next_cursor": ""}}
+            return {
+                "ok": True,
+                "file": json.loads(json.dumps(stored.meta)),
+                "comments": [],
+                "response_metadata": {"next_cursor": ""},
+            }
 
     # --- files, response_url, Socket Mode --------------------------------------------------
     async def _download(self, request: web.Request) -> web.StreamResponse:
@@ -492,9 +572,14 @@ class SlackStandIn:
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         self._sockets.append(ws)
-        await ws.send_json({"type": "hello", "num_connections": len(self._sockets),
-                            "debug_info": {"host": "standin", "approximate_connection_time": 18060},
-                            "connection_info": {"app_id": self.app_id}})
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "debug_info": {"host": "standin", "approximate_connection_time": 18060},
+                "connection_info": {"app_id": self.app_id},
+            }
+        )
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -515,8 +600,12 @@ class SlackStandIn:
         if not self._sockets or self._loop is None:
             raise RuntimeError("no Socket Mode connection")
         envelope_id = str(uuid.uuid4())
-        envelope: dict[str, Any] = {"envelope_id": envelope_id, "payload": payload, "type": kind,
-                                    "accepts_response_payload": kind != "events_api"}
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "payload": payload,
+            "type": kind,
+            "accepts_response_payload": kind != "events_api",
+        }
         if kind == "events_api":
             envelope["retry_attempt"] = retry_attempt
             envelope["retry_reason"] = "timeout" if retry_attempt else ""
@@ -537,8 +626,14 @@ class SlackStandIn:
         return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
     def deliver_http(
-        self, url: str, body: dict[str, Any] | str, *, retry_num: int | None = None,
-        headers: dict[str, str] | None = None, signed: bool = True, timeout: float = 10.0,
+        self,
+        url: str,
+        body: dict[str, Any] | str,
+        *,
+        retry_num: int | None = None,
+        headers: dict[str, str] | None = None,
+        signed: bool = True,
+        timeout: float = 10.0,
     ) -> tuple[int, str, float]:
         """POST to the bot's Request URL like Slack does; return (status, body, seconds taken).
 
@@ -572,21 +667,41 @@ class SlackStandIn:
     def slash_command(self, command: str, text: str, *, channel: str, user: str = "U111") -> dict[str, str]:
         channel_obj = self.state.channels.get(channel)
         return {
-            "token": "verification_token", "team_id": self.state.team_id, "team_domain": "standin",
-            "channel_id": channel, "channel_name": channel_obj.name if channel_obj else "unknown",
-            "user_id": user, "user_name": user.lower(), "command": command, "text": text,
-            "api_app_id": self.app_id, "is_enterprise_install": "false",
-            "response_url": self.response_url(), "trigger_id": f"{next(self._ts)}.{next(self._ts)}.{uuid.uuid4().hex}",
+            "token": "verification_token",
+            "team_id": self.state.team_id,
+            "team_domain": "standin",
+            "channel_id": channel,
+            "channel_name": channel_obj.name if channel_obj else "unknown",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": self.app_id,
+            "is_enterprise_install": "false",
+            "response_url": self.response_url(),
+            "trigger_id": f"{next(self._ts)}.{next(self._ts)}.{uuid.uuid4().hex}",
         }
 
     def event_callback(self, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
         return {
-            "token": "verification_token", "team_id": self.state.team_id, "api_app_id": self.app_id,
-            "event": event, "type": "event_callback",
-            "event_id": event_id or "Ev" + uuid.uuid4().hex[:10].upper(), "event_time": int(time.time()),
-            "authorizations": [{"enterprise_id": None, "team_id": self.state.team_id,
-                                "user_id": self.state.bot_user_id, "is_bot": True, "is_enterprise_install": False}],
-            "is_ext_shared_channel": False, "event_context": "4-" + uuid.uuid4().hex,
+            "token": "verification_token",
+            "team_id": self.state.team_id,
+            "api_app_id": self.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or "Ev" + uuid.uuid4().hex[:10].upper(),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.state.team_id,
+                    "user_id": self.state.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": "4-" + uuid.uuid4().hex,
         }
 
     def message_event(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -603,22 +718,41 @@ class SlackStandIn:
         return self.event_callback(event)
 
     def file_shared_event(self, channel: str, file_id: str, user: str = "U111") -> dict[str, Any]:
-        return self.event_callback({"type": "file_shared", "file_id": file_id, "user_id": user,
-                                    "file": {"id": file_id}, "channel_id": channel, "event_ts": self.next_ts()})
+        return self.event_callback(
+            {
+                "type": "file_shared",
+                "file_id": file_id,
+                "user_id": user,
+                "file": {"id": file_id},
+                "channel_id": channel,
+                "event_ts": self.next_ts(),
+            }
+        )
 
     def block_action(
-        self, *, channel: str, message_ts: str, action: dict[str, Any], user: str = "U111",
+        self,
+        *,
+        channel: str,
+        message_ts: str,
+        action: dict[str, Any],
+        user: str = "U111",
     ) -> dict[str, Any]:
         """An ``interactive`` block_actions payload for a click on a button of a bot message."""
         with self._lock:
             message = self._find(channel, message_ts) or {}
         return {
-            "type": "block_actions", "user": {"id": user, "username": user.lower(), "team_id": self.state.team_id},
-            "api_app_id": self.app_id, "token": "verification_token",
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": self.state.team_id},
+            "api_app_id": self.app_id,
+            "token": "verification_token",
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
-            "trigger_id": f"{next(self._ts)}.{uuid.uuid4().hex}", "team": {"id": self.state.team_id, "domain": "standin"},
-            "enterprise": None, "is_enterprise_install": False, "channel": {"id": channel, "name": channel.lower()},
-            "message": {k: v for k, v in message.items() if k != "updates"}, "state": {"values": {}},
+            "trigger_id": f"{next(self._ts)}.{uuid.uuid4().hex}",
+            "team": {"id": self.state.team_id, "domain": "standin"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel, "name": channel.lower()},
+            "message": {k: v for k, v in message.items() if k != "updates"},
+            "state": {"values": {}},
             "response_url": self.response_url(),
             "actions": [action | {"action_ts": f"{time.time():.6f}"}],
         }

@@ -120,14 +120,20 @@ class Citebot:
                 outcomes.append(ArxivOutcome(requested, error=str(error)))
             except Exception as error:  # one paper's failure never loses the others
                 log.exception("arXiv ingest of %r failed", requested)
-                outcomes.append(ArxivOutcome(requested, error=f"Indexing failed unexpectedly ({type(error).__name__}); "
-                                                             "try again."))
+                outcomes.append(
+                    ArxivOutcome(requested, error=f"Indexing failed unexpectedly ({type(error).__name__}); try again.")
+                )
         return outcomes
 
     def _ingest_one_arxiv(self, requested: str, provenance: Provenance) -> IngestResult:
         started = time.perf_counter()
-        arxiv_provenance = Provenance(scope=provenance.scope, user=provenance.user, source="arxiv",
-                                      link=provenance.link, filename=f"{requested.strip()}.pdf")
+        arxiv_provenance = Provenance(
+            scope=provenance.scope,
+            user=provenance.user,
+            source="arxiv",
+            link=provenance.link,
+            filename=f"{requested.strip()}.pdf",
+        )
         inputs = self._arxiv_inputs(requested)
         arxiv_id = self.drivers["arxiv"].execute(["arxiv_id"], inputs=inputs)["arxiv_id"]
         existing = self.store.find_by_arxiv_id(arxiv_source.without_version(arxiv_id))
@@ -137,21 +143,34 @@ class Citebot:
 
     def _arxiv_inputs(self, requested: str) -> dict[str, Any]:
         s = self.settings
-        return {"arxiv_id_text": requested, "arxiv_api_url": s.arxiv_api_url, "arxiv_pdf_url": s.arxiv_pdf_url,
-                "arxiv_abs_url": s.arxiv_abs_url, "download_timeout_s": s.download_timeout_s}
+        return {
+            "arxiv_id_text": requested,
+            "arxiv_api_url": s.arxiv_api_url,
+            "arxiv_pdf_url": s.arxiv_pdf_url,
+            "arxiv_abs_url": s.arxiv_abs_url,
+            "download_timeout_s": s.download_timeout_s,
+        }
 
-    def _ingest(self, flow: str, inputs: dict[str, Any], provenance: Provenance,
-                overrides: dict[str, Any] | None = None) -> IngestResult:
+    def _ingest(
+        self, flow: str, inputs: dict[str, Any], provenance: Provenance, overrides: dict[str, Any] | None = None
+    ) -> IngestResult:
         started = time.perf_counter()
         s = self.settings
         dr = self.drivers[flow]
-        inputs = {**inputs, "provenance": provenance, "max_pdf_bytes": s.max_pdf_bytes, "max_pages": s.max_pages,
-                  "chunk_chars": s.chunk_chars, "chunk_overlap_chars": s.chunk_overlap_chars,
-                  "embedder": self.embedder, "store": self.store, "parse_pool": self._parse_pool()}
+        inputs = {
+            **inputs,
+            "provenance": provenance,
+            "max_pdf_bytes": s.max_pdf_bytes,
+            "max_pages": s.max_pages,
+            "chunk_chars": s.chunk_chars,
+            "chunk_overlap_chars": s.chunk_overlap_chars,
+            "embedder": self.embedder,
+            "store": self.store,
+            "parse_pool": self._parse_pool(),
+        }
         self.timer.reset()
         # Phase 1 (cheap): the document's identity. Known bytes are not parsed or embedded again.
-        known = dr.execute(["checked_pdf", "document_id", "source_metadata"], inputs=inputs,
-                           overrides=overrides or {})
+        known = dr.execute(["checked_pdf", "document_id", "source_metadata"], inputs=inputs, overrides=overrides or {})
         doc_id = known["document_id"]
         with self._in_progress_lock:
             if doc_id in self._in_progress:
@@ -164,23 +183,32 @@ class Citebot:
             if existing:  # an ingest that died half-way (crash, Weaviate restart): start over
                 self.store.remove_document(doc_id)
             # Phase 2: parse, chunk, embed, store.
-            result: IngestResult = dr.execute(["ingest_result"], inputs=inputs,
-                                              overrides={**(overrides or {}), **known})["ingest_result"]
+            result: IngestResult = dr.execute(["ingest_result"], inputs=inputs, overrides={**(overrides or {}), **known})[
+                "ingest_result"
+            ]
         finally:
             with self._in_progress_lock:
                 self._in_progress.discard(doc_id)
         result.seconds = round(time.perf_counter() - started, 3)
-        result.timings = {**{k: round(v, 4) for k, v in self.timer.timings.items()},
-                          **{f"{k}_inner": round(v, 4) for k, v in result.timings.items()}}
+        result.timings = {
+            **{k: round(v, 4) for k, v in self.timer.timings.items()},
+            **{f"{k}_inner": round(v, 4) for k, v in result.timings.items()},
+        }
         return result
 
     def _already_present(self, doc: dict[str, Any], scope: Scope, started: float) -> IngestResult:
         self.store.add_scope(doc["document_id"], scope)
         return IngestResult(
-            document_id=doc["document_id"], title=doc.get("title") or "", authors=list(doc.get("authors") or []),
-            pages=int(doc.get("pages") or 0), chunks=int(doc.get("chunks") or 0), already_present=True,
-            seconds=round(time.perf_counter() - started, 3), link=doc.get("link") or "",
-            arxiv_id=doc.get("arxiv_id") or "")
+            document_id=doc["document_id"],
+            title=doc.get("title") or "",
+            authors=list(doc.get("authors") or []),
+            pages=int(doc.get("pages") or 0),
+            chunks=int(doc.get("chunks") or 0),
+            already_present=True,
+            seconds=round(time.perf_counter() - started, 3),
+            link=doc.get("link") or "",
+            arxiv_id=doc.get("arxiv_id") or "",
+        )
 
     def _parse_pool(self) -> ProcessPoolExecutor | None:
         workers = min(os.cpu_count() or 1, 4)
@@ -211,22 +239,34 @@ class Citebot:
     ) -> Answer:
         """Answer from the documents visible in ``scope``."""
         s = self.settings
-        inputs = {"question": question, "history": list(history), "scope": scope, "store": self.store,
-                  "embedder": self.embedder, "chat_model": self.chat_model,
-                  "top_k": max(1, min(top_k or s.top_k, 20)),
-                  "alpha": s.alpha if alpha is None else max(0.0, min(alpha, 1.0)),
-                  "min_relevance": s.min_relevance, "on_partial": on_partial}
+        inputs = {
+            "question": question,
+            "history": list(history),
+            "scope": scope,
+            "store": self.store,
+            "embedder": self.embedder,
+            "chat_model": self.chat_model,
+            "top_k": max(1, min(top_k or s.top_k, 20)),
+            "alpha": s.alpha if alpha is None else max(0.0, min(alpha, 1.0)),
+            "min_relevance": s.min_relevance,
+            "on_partial": on_partial,
+        }
         answer: Answer = self.drivers[mode].execute(["answer"], inputs=inputs)["answer"]
         answer.mode = mode
         return answer
 
-    def retrieve(self, question: str, scope: Scope, *, top_k: int | None = None,
-                 alpha: float | None = None) -> list[Any]:
+    def retrieve(self, question: str, scope: Scope, *, top_k: int | None = None, alpha: float | None = None) -> list[Any]:
         """Only the search part (benchmarks, evaluation): the ranked chunks before answering."""
         s = self.settings
-        inputs = {"question": question, "history": [], "scope": scope, "store": self.store,
-                  "embedder": self.embedder, "top_k": top_k or s.top_k,
-                  "alpha": s.alpha if alpha is None else alpha}
+        inputs = {
+            "question": question,
+            "history": [],
+            "scope": scope,
+            "store": self.store,
+            "embedder": self.embedder,
+            "top_k": top_k or s.top_k,
+            "alpha": s.alpha if alpha is None else alpha,
+        }
         return self.drivers["answer"].execute(["retrieved_chunks"], inputs=inputs)["retrieved_chunks"]
 
     # ---- documents -------------------------------------------------------------------------
@@ -272,9 +312,8 @@ class Citebot:
             self._pool.shutdown(cancel_futures=True)
         self.client.close()
 
-    def __enter__(self) -> "Citebot":
+    def __enter__(self) -> Citebot:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -24,8 +24,12 @@ def _scope(text: str) -> Scope:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="citebot", description="Answers with citations from your PDFs and arXiv papers.")
-    parser.add_argument("--scope", type=_scope, default=CLI_SCOPE,
-                        help="act as if in this Slack WORKSPACE/CHANNEL (default: the CLI's own scope, local/cli)")
+    parser.add_argument(
+        "--scope",
+        type=_scope,
+        default=CLI_SCOPE,
+        help="act as if in this Slack WORKSPACE/CHANNEL (default: the CLI's own scope, local/cli)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -54,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings.from_env()
         return COMMANDS[args.command](args, settings)
@@ -67,13 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a connection refused, a server down: one line, not a traceback
         if args.verbose:
             raise
-        print(f"citebot: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
-              "(run with -v for details, or `citebot doctor`)", file=sys.stderr)
+        print(
+            f"citebot: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
+            "(run with -v for details, or `citebot doctor`)",
+            file=sys.stderr,
+        )
         return 1
 
 
 def _open(settings: Settings):
-    from citebot.service import Citebot
+    from dataflows.app import Citebot
 
     if logging.getLogger().level > logging.INFO:  # weaviate-client sets INFO on its logger at import
         logging.getLogger("weaviate-client").setLevel(logging.WARNING)
@@ -97,8 +105,9 @@ def _progress(done: int, total: int, label: str) -> None:
     width = 24
     filled = width * done // total
     end = "\n" if done == total else ""
-    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:50]:<50}", end=end, file=sys.stderr,
-          flush=True)
+    print(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:50]:<50}", end=end, file=sys.stderr, flush=True
+    )
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -110,12 +119,19 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         for i, path in enumerate(files):
             _progress(i, len(files), path.name)
             try:
-                result = bot.ingest_pdf(path.read_bytes(), Provenance(scope=args.scope, user="cli", source="file",
-                                                                      link=path.resolve().as_uri(), filename=path.name))
+                result = bot.ingest_pdf(
+                    path.read_bytes(),
+                    Provenance(
+                        scope=args.scope, user="cli", source="file", link=path.resolve().as_uri(), filename=path.name
+                    ),
+                )
                 rows.append({"file": str(path), **result.to_dict()})
-                line = (f"{path.name}: already indexed — {result.title}" if result.already_present else
-                        f"{path.name}: {result.title} — {result.pages} pages, {result.chunks} chunks, "
-                        f"{result.seconds:.1f} s")
+                line = (
+                    f"{path.name}: already indexed — {result.title}"
+                    if result.already_present
+                    else f"{path.name}: {result.title} — {result.pages} pages, {result.chunks} chunks, "
+                    f"{result.seconds:.1f} s"
+                )
             except CitebotError as error:
                 rows.append({"file": str(path), "error": str(error)})
                 line = f"{path.name}: {error}"
@@ -137,8 +153,10 @@ def cmd_arxiv(args: argparse.Namespace, settings: Settings) -> int:
         if o.result:
             r = o.result
             state = "already indexed" if r.already_present else f"{r.pages} pages, {r.chunks} chunks"
-            print(f"{o.requested_id}: {r.title} — {', '.join(r.authors[:3])}{' et al.' if len(r.authors) > 3 else ''} "
-                  f"({state}) {r.link}")
+            print(
+                f"{o.requested_id}: {r.title} — {', '.join(r.authors[:3])}{' et al.' if len(r.authors) > 3 else ''} "
+                f"({state}) {r.link}"
+            )
         else:
             print(f"{o.requested_id}: {o.error}", file=sys.stderr)
     return 1 if any(o.error for o in outcomes) else 0
@@ -165,8 +183,10 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     with _open(settings) as bot:
         count = len(bot.documents(args.scope))
         print(f"citebot: {count} document(s) indexed here. Ask a question (empty line or Ctrl-D to quit).")
-        print("Add documents with `citebot ingest FILE` or `citebot arxiv ID` in another terminal... "
-              "or here: `:ingest PATH`, `:arxiv ID`.")
+        print(
+            "Add documents with `citebot ingest FILE` or `citebot arxiv ID` in another terminal... "
+            "or here: `:ingest PATH`, `:arxiv ID`."
+        )
         while True:
             try:
                 line = input("? ").strip()
@@ -210,7 +230,7 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dag(args: argparse.Namespace, settings: Settings) -> int:
-    from citebot.dag import render_dataflows
+    from dataflows.dag import render_dataflows
 
     for path in render_dataflows(args.out, args.format):
         print(path)
@@ -245,8 +265,18 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "arxiv": cmd_arxiv, "ask": cmd_ask, "chat": cmd_chat, "docs": cmd_docs,
-            "forget": cmd_forget, "dag": cmd_dag, "serve": cmd_serve, "doctor": cmd_doctor, "feedback": cmd_feedback}
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "arxiv": cmd_arxiv,
+    "ask": cmd_ask,
+    "chat": cmd_chat,
+    "docs": cmd_docs,
+    "forget": cmd_forget,
+    "dag": cmd_dag,
+    "serve": cmd_serve,
+    "doctor": cmd_doctor,
+    "feedback": cmd_feedback,
+}
 
 
 if __name__ == "__main__":
