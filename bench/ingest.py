@@ -17,7 +17,7 @@ from typing import Any
 from bench.common import BOOK, PAPERS_SCOPE, BenchEnv, log, provenance
 
 SPLIT = {
-    "parse": "page_texts",
+    "parse": "extracted_pages",
     "chunk": "chunks",
     "embed": "embed_inner",
     "store": "store_inner",
@@ -68,7 +68,7 @@ def _papers(env: BenchEnv, settings: Any, papers: list[Path]) -> dict[str, Any]:
         for path in papers:
             result = bot.ingest_pdf(path.read_bytes(), provenance(path, PAPERS_SCOPE))
             assert not result.already_present, f"{path.name} was recognised, not ingested"
-            pages, chunks, seconds = pages + result.pages, chunks + result.chunks, seconds + result.seconds
+            pages, chunks, seconds = pages + result.document.pages, chunks + result.document.chunks, seconds + result.seconds
             _add(totals, result.timings)
     return _summary(pages, chunks, seconds, totals, len(papers))
 

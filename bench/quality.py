@@ -61,7 +61,7 @@ def doc_ids() -> dict[str, str]:
 
 def _rank(chunks: list[Any], q: dict[str, Any], ids: dict[str, str]) -> int | None:
     for rank, chunk in enumerate(chunks[:TOP], start=1):
-        if chunk.document_id == ids[q["doc"]] and hits(chunk.text, q["passage"]):
+        if chunk.chunk.document_id == ids[q["doc"]] and hits(chunk.chunk.text, q["passage"]):
             return rank
     return None
 
@@ -130,8 +130,7 @@ def _citations(env: BenchEnv, questions: list[dict[str, Any]], ids: dict[str, st
                 for c in citations:
                     if c.document_id != ids[q["doc"]]:
                         continue
-                    obj = bot.store.chunks.query.fetch_object_by_id(c.chunk_id)
-                    if obj is not None and hits(obj.properties["text"], q["passage"]):
+                    if hits(c.passage.chunk.text, q["passage"]):
                         return True
                 return False
 

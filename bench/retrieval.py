@@ -37,7 +37,7 @@ def _corpus(paths: list[Path], chunk_chars: int, overlap: int) -> list[tuple[str
     for path in paths:
         data = path.read_bytes()
         pages = [p for p in extract_pages(data, 0, page_count(open_pdf(data), 10_000)) if is_text_page(p)]
-        docs.append((path.stem, chunk_pages(pages, chunk_chars, overlap)))
+        docs.append((path.stem, chunk_pages(path.stem, pages, chunk_chars, overlap)))
     return docs
 
 
@@ -62,29 +62,23 @@ class Grower:
     def grow_to(self, target: int) -> None:
         import numpy
 
-        from citebot.store import ChunkRecord
+        from citebot.domain import Chunk, Document
 
-        pending: list[tuple[ChunkRecord, list[float], str]] = []
+        pending: list[tuple[Chunk, list[float], Document]] = []
         while self.count < target:
             title, chunks = self.docs[self.documents % len(self.docs)]
             doc_id = f"bench-{self.documents:06d}"
             take = chunks[: target - self.count]
-            self.store.begin_document(
-                {
-                    "document_id": doc_id,
-                    "title": f"{title} (copy {self.documents // len(self.docs)})",
-                    "authors": [],
-                    "source": "file",
-                    "arxiv_id": "",
-                    "link": "",
-                    "filename": f"{title}.pdf",
-                    "pages": take[-1].page_end,
-                    "chunks": 0,
-                    "added_by": "bench",
-                    "added_scope": PAPERS_SCOPE.key,
-                    "scopes": [PAPERS_SCOPE.key],
-                }
+            document = Document(
+                document_id=doc_id,
+                title=f"{title} (copy {self.documents // len(self.docs)})",
+                pages=take[-1].page_end,
+                added_by="bench",
+                filename=f"{title}.pdf",
+                scopes=(PAPERS_SCOPE.key,),
+                status="ingesting",
             )
+            self.store.begin_document(document, attempt="")
             noise = numpy.random.default_rng(self.documents).normal(
                 0, 0.02, (len(take), len(next(iter(self.vectors.values()))))
             )
@@ -92,9 +86,9 @@ class Grower:
                 v = numpy.asarray(self.vectors[c.text]) + (eps if self.documents >= len(self.docs) else 0)
                 pending.append(
                     (
-                        ChunkRecord(doc_id, c.index, c.text, c.page_start, c.page_end),
+                        Chunk(doc_id, c.index, c.text, c.page_start, c.page_end),
                         (v / numpy.linalg.norm(v)).tolist(),
-                        title,
+                        document,
                     )
                 )
             self.count += len(take)
@@ -108,7 +102,9 @@ class Grower:
 
     def _flush(self, pending: list[Any]) -> None:
         began = time.perf_counter()
-        self.store.store_chunks([p[0] for p in pending], [p[1] for p in pending], "", "")
+        for document in {id(p[2]): p[2] for p in pending}.values():
+            mine = [p for p in pending if p[2] is document]
+            self.store.store_chunks([p[0] for p in mine], [p[1] for p in mine], document, attempt="")
         self.store_s += time.perf_counter() - began
 
     def _mark_ready(self, doc_id: str, chunks: int) -> None:

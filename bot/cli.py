@@ -126,11 +126,11 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                     ),
                 )
                 rows.append({"file": str(path), **result.to_dict()})
+                doc = result.document
                 line = (
-                    f"{path.name}: already indexed — {result.title}"
+                    f"{path.name}: already indexed — {doc.title}"
                     if result.already_present
-                    else f"{path.name}: {result.title} — {result.pages} pages, {result.chunks} chunks, "
-                    f"{result.seconds:.1f} s"
+                    else f"{path.name}: {doc.title} — {doc.pages} pages, {doc.chunks} chunks, {result.seconds:.1f} s"
                 )
             except CitebotError as error:
                 rows.append({"file": str(path), "error": str(error)})
@@ -151,12 +151,10 @@ def cmd_arxiv(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([o.to_dict() for o in outcomes], indent=2))
     for o in outcomes if not args.json else []:
         if o.result:
-            r = o.result
-            state = "already indexed" if r.already_present else f"{r.pages} pages, {r.chunks} chunks"
-            print(
-                f"{o.requested_id}: {r.title} — {', '.join(r.authors[:3])}{' et al.' if len(r.authors) > 3 else ''} "
-                f"({state}) {r.link}"
-            )
+            doc = o.result.document
+            state = "already indexed" if o.result.already_present else f"{doc.pages} pages, {doc.chunks} chunks"
+            authors = ", ".join(doc.authors[:3]) + (" et al." if len(doc.authors) > 3 else "")
+            print(f"{o.requested_id}: {doc.title} — {authors} ({state}) {doc.link}")
         else:
             print(f"{o.requested_id}: {o.error}", file=sys.stderr)
     return 1 if any(o.error for o in outcomes) else 0
@@ -198,10 +196,10 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
                 if line.startswith(":ingest "):
                     for path in _pdfs([Path(p) for p in line.split()[1:]]):
                         r = bot.ingest_pdf(path.read_bytes(), Provenance(scope=args.scope, user="cli", filename=path.name))
-                        print(f"{path.name}: {r.title} — {r.pages} pages, {r.chunks} chunks")
+                        print(f"{path.name}: {r.document.title} — {r.document.pages} pages, {r.document.chunks} chunks")
                 elif line.startswith(":arxiv "):
                     for o in bot.ingest_arxiv(line.split()[1:], Provenance(scope=args.scope, user="cli", source="arxiv")):
-                        print(f"{o.requested_id}: {o.result.title if o.result else o.error}")
+                        print(f"{o.requested_id}: {o.result.document.title if o.result else o.error}")
                 else:
                     print(format_answer(bot.ask(line, args.scope)), "\n")
             except CitebotError as error:

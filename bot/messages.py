@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from citebot.domain import Answer, ArxivOutcome, Citation, DocumentInfo, IngestResult
+from citebot.domain import Answer, ArxivOutcome, Citation, Document, IngestResult
 
 Block = dict[str, Any]
 
@@ -229,16 +229,15 @@ def is_question_message(message: dict[str, Any]) -> bool:
 
 # --- ingestion ----------------------------------------------------------------------------
 def ingest_text(result: IngestResult, filename: str = "") -> str:
-    title = neutralise(result.title or filename or "Untitled")
-    if result.link:
-        title = slack_link(result.link, title)
+    doc = result.document
+    title = neutralise(doc.title or filename or "Untitled")
+    if doc.link:
+        title = slack_link(doc.link, title)
     if result.already_present:
-        head = f":white_check_mark: *{title}* is already indexed here ({result.pages} pages, {result.chunks} chunks)."
+        head = f":white_check_mark: *{title}* is already indexed here ({doc.pages} pages, {doc.chunks} chunks)."
     else:
-        head = (
-            f":white_check_mark: Indexed *{title}*: {result.pages} pages, {result.chunks} chunks in {result.seconds:.1f} s."
-        )
-    authors = ", ".join(neutralise(a) for a in result.authors[:6]) + (" et al." if len(result.authors) > 6 else "")
+        head = f":white_check_mark: Indexed *{title}*: {doc.pages} pages, {doc.chunks} chunks in {result.seconds:.1f} s."
+    authors = ", ".join(neutralise(a) for a in doc.authors[:6]) + (" et al." if len(doc.authors) > 6 else "")
     lines = [head]
     if authors:
         lines.append(f"_{authors}_")
@@ -257,7 +256,7 @@ def error_text(message: str) -> str:
 
 
 # --- documents ----------------------------------------------------------------------------
-def docs_blocks(docs: list[DocumentInfo], page: int) -> tuple[str, list[Block]]:
+def docs_blocks(docs: list[Document], page: int) -> tuple[str, list[Block]]:
     """Page ``page`` (0-based) of the channel's documents, with a "Next page" button when more."""
     if not docs:
         text = "No documents in this channel yet. Share a PDF here or use `/arxiv ID`."
@@ -302,7 +301,7 @@ def docs_blocks(docs: list[DocumentInfo], page: int) -> tuple[str, list[Block]]:
     return f"{len(docs)} documents in this channel (page {page + 1} of {pages})", blocks
 
 
-def forgot_text(doc: DocumentInfo) -> str:
+def forgot_text(doc: Document) -> str:
     return f":wastebasket: Removed *{neutralise(doc.title or doc.document_id)}* from this channel ({doc.chunks} chunks)."
 
 

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from citebot.domain import Chunk
 from citebot.pdf_text import PageText
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-@dataclass(frozen=True)
-class Chunk:
-    index: int
-    text: str
-    page_start: int
-    page_end: int
 
 
 def sentences(text: str) -> list[str]:
@@ -38,7 +30,7 @@ def _units(pages: list[PageText], size: int) -> list[tuple[str, int]]:
     return units
 
 
-def chunk_pages(pages: list[PageText], size: int, overlap: int) -> list[Chunk]:
+def chunk_pages(document_id: str, pages: list[PageText], size: int, overlap: int) -> list[Chunk]:
     units = _units(pages, size)
     chunks: list[Chunk] = []
     current: list[tuple[str, int]] = []
@@ -47,7 +39,13 @@ def chunk_pages(pages: list[PageText], size: int, overlap: int) -> list[Chunk]:
 
     def emit() -> None:
         chunks.append(
-            Chunk(index=len(chunks), text=" ".join(u[0] for u in current), page_start=current[0][1], page_end=current[-1][1])
+            Chunk(
+                document_id=document_id,
+                index=len(chunks),
+                text=" ".join(u[0] for u in current),
+                page_start=current[0][1],
+                page_end=current[-1][1],
+            )
         )
 
     for unit in units:

@@ -1,4 +1,7 @@
-"""The values that cross boundaries: between dataflows, the CLI, the Slack bot and benchmarks."""
+"""The values that cross boundaries: between dataflows, the CLI, the Slack bot and benchmarks.
+
+One typed value per noun: a ``Document``; its ``Chunk``s; a ``Passage`` (a chunk found by a
+search); a ``Citation`` (a passage as an answer cites it); the ``Answer``."""
 
 from __future__ import annotations
 
@@ -35,52 +38,96 @@ class Provenance:
     filename: str = ""
 
 
-@dataclass
-class IngestResult:
-    document_id: str
+@dataclass(frozen=True)
+class Document:
+    """One indexed document, as Weaviate stores it and as every front end lists it."""
+
+    document_id: str  # SHA-256 of the PDF bytes
     title: str
-    authors: list[str]
-    pages: int
-    chunks: int
-    already_present: bool
-    seconds: float
+    authors: tuple[str, ...] = ()
+    source: Source = "file"
+    pages: int = 0
+    chunks: int = 0
+    added_by: str = ""
+    added_at: str = ""  # ISO 8601, UTC
     link: str = ""
     arxiv_id: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
+    filename: str = ""
+    scopes: tuple[str, ...] = ()  # the Scope.key of every place it was added in
+    status: Literal["ingesting", "ready"] = "ready"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-@dataclass
-class ArxivOutcome:
-    """One requested arXiv id: either ingested (result) or a specific error for that id."""
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document's text with the pages it spans (what is embedded and stored)."""
 
-    requested_id: str
-    result: IngestResult | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Citation:
-    n: int
     document_id: str
-    title: str
+    index: int
+    text: str
     page_start: int
     page_end: int
-    excerpt: str
-    score: float
-    link: str = ""
-    chunk_id: str = ""
 
     @property
     def pages(self) -> str:
         if self.page_start == self.page_end:
             return f"p. {self.page_start}"
         return f"pp. {self.page_start}-{self.page_end}"
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk found by a search: the chunk, where it is stored, its document's title and link,
+    its score for this question, its vector, and its cached summary (summary mode)."""
+
+    chunk: Chunk
+    chunk_id: str
+    title: str
+    link: str
+    score: float
+    vector: tuple[float, ...] = ()
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage as an answer shows it: its number ``[n]`` and the excerpt that supports the claim."""
+
+    n: int
+    passage: Passage
+    excerpt: str
+
+    @property
+    def document_id(self) -> str:
+        return self.passage.chunk.document_id
+
+    @property
+    def title(self) -> str:
+        return self.passage.title
+
+    @property
+    def link(self) -> str:
+        return self.passage.link
+
+    @property
+    def pages(self) -> str:
+        return self.passage.chunk.pages
+
+    def to_dict(self) -> dict[str, Any]:
+        chunk = self.passage.chunk
+        return {
+            "n": self.n,
+            "document_id": chunk.document_id,
+            "title": self.title,
+            "page_start": chunk.page_start,
+            "page_end": chunk.page_end,
+            "excerpt": self.excerpt,
+            "score": round(self.passage.score, 4),
+            "link": self.link,
+            "chunk_id": self.passage.chunk_id,
+        }
 
 
 @dataclass
@@ -93,21 +140,45 @@ class Answer:
     grounded: bool = True  # False: nothing visible here answers the question
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "question": self.question,
+            "text": self.text,
+            "citations": [c.to_dict() for c in self.citations],
+            "uncited": [c.to_dict() for c in self.uncited],
+            "mode": self.mode,
+            "grounded": self.grounded,
+        }
 
 
 @dataclass
-class DocumentInfo:
-    document_id: str
-    title: str
-    source: str
-    pages: int
-    chunks: int
-    added_by: str
-    added_at: str
-    link: str = ""
-    arxiv_id: str = ""
-    authors: list[str] = field(default_factory=list)
+class IngestResult:
+    """The outcome of adding a document to a scope: the document, and whether it was there already."""
+
+    document: Document
+    already_present: bool
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            **self.document.to_dict(),
+            "already_present": self.already_present,
+            "seconds": self.seconds,
+            "timings": self.timings,
+        }
+
+
+@dataclass
+class ArxivOutcome:
+    """One requested arXiv id: either ingested (result) or a specific error for that id."""
+
+    requested_id: str
+    result: IngestResult | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requested_id": self.requested_id,
+            "result": self.result.to_dict() if self.result else None,
+            "error": self.error,
+        }

@@ -12,7 +12,6 @@ cross-reference.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -25,7 +24,7 @@ from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
 from weaviate.collections import Collection
 from weaviate.embedded import EmbeddedOptions
 
-from citebot.domain import DocumentInfo, Scope
+from citebot.domain import Chunk, Document, Passage, Scope
 from citebot.errors import DocumentNotFound, EmbeddingModelMismatch, StoreFailed
 from citebot.settings import Settings
 from citebot.weaviate_server import WEAVIATE_VERSION, server_environment
@@ -75,34 +74,10 @@ def connect(settings: Settings) -> weaviate.WeaviateClient:
     return client
 
 
-@dataclass
-class ChunkRecord:
-    document_id: str
-    index: int
-    text: str
-    page_start: int
-    page_end: int
-    attempt: str = ""  # the ingest attempt that wrote it (part of its object id)
-
-
 def chunk_object_id(document_id: str, attempt: str, index: int) -> str:
     """Chunk ids are fresh for every ingest attempt: after a crash Weaviate can keep objects that
     its property index no longer finds, and rewriting the same ids would never re-index them."""
     return object_id("chunk", document_id, attempt, str(index))
-
-
-@dataclass
-class ChunkHit:
-    chunk_id: str
-    document_id: str
-    title: str
-    link: str
-    text: str
-    page_start: int
-    page_end: int
-    score: float
-    vector: list[float]
-    summary: str = ""
 
 
 def _text(name: str, field: bool = False) -> Property:
@@ -209,33 +184,54 @@ class Store:
             )
 
     # ---- documents ----------------------------------------------------------------------
-    def get_document(self, document_id: str) -> dict[str, Any] | None:
+    def get_document(self, document_id: str) -> Document | None:
         found = self.documents.query.fetch_object_by_id(object_id("doc", document_id))
-        return dict(found.properties) if found else None
+        return _document(found.properties) if found else None
 
-    def find_by_arxiv_id(self, arxiv_id: str) -> dict[str, Any] | None:
+    def _attempt(self, document_id: str) -> str:
+        found = self.documents.query.fetch_object_by_id(object_id("doc", document_id), return_properties=["attempt"])
+        return (found.properties.get("attempt") or "") if found else ""
+
+    def find_by_arxiv_id(self, arxiv_id: str) -> Document | None:
         result = self.documents.query.fetch_objects(
             filters=Filter.by_property("arxiv_id").equal(arxiv_id) & Filter.by_property("status").equal("ready"), limit=1
         )
-        return dict(result.objects[0].properties) if result.objects else None
+        return _document(result.objects[0].properties) if result.objects else None
 
-    def begin_document(self, properties: dict[str, Any]) -> None:
-        """Write the document as 'ingesting' (invisible) before any chunk is stored."""
+    def begin_document(self, document: Document, attempt: str) -> None:
+        """Write the document as 'ingesting' (invisible) before any chunk is stored. ``chunks``
+        is the planned count and ``attempt`` the ingest attempt: together they let a cleanup after
+        a crash find every chunk by its id."""
         now = datetime.now(UTC)
-        self.documents.data.insert(
-            {**properties, "status": "ingesting", "updated_at": now, "added_at": now},
-            uuid=object_id("doc", properties["document_id"]),
-        )
+        properties = {
+            "document_id": document.document_id,
+            "title": document.title,
+            "authors": list(document.authors),
+            "source": document.source,
+            "arxiv_id": document.arxiv_id,
+            "link": document.link,
+            "filename": document.filename,
+            "pages": document.pages,
+            "chunks": document.chunks,
+            "added_by": document.added_by,
+            "added_scope": document.scopes[0] if document.scopes else "",
+            "scopes": list(document.scopes),
+            "status": "ingesting",
+            "attempt": attempt,
+            "updated_at": now,
+            "added_at": now,
+        }
+        self.documents.data.insert(properties, uuid=object_id("doc", document.document_id))
 
-    def store_chunks(self, chunks: list[ChunkRecord], vectors: list[list[float]], title: str, link: str) -> None:
+    def store_chunks(self, chunks: list[Chunk], vectors: list[list[float]], document: Document, attempt: str) -> None:
         """Store one batch of chunks (one gRPC batch call); any failure raises, and the caller
         removes the partial document."""
         objects = [
             DataObject(
                 properties={
                     "document_id": c.document_id,
-                    "title": title,
-                    "link": link,
+                    "title": document.title,
+                    "link": document.link,
                     "text": c.text,
                     "page_start": c.page_start,
                     "page_end": c.page_end,
@@ -243,7 +239,7 @@ class Store:
                     "summary": "",
                 },
                 vector=vector,
-                uuid=chunk_object_id(c.document_id, c.attempt, c.index),
+                uuid=chunk_object_id(c.document_id, attempt, c.index),
             )
             for c, vector in zip(chunks, vectors, strict=True)
         ]
@@ -268,10 +264,11 @@ class Store:
 
         An ingest that never finished (a crash) is also cleaned up object by object: Weaviate can
         then hold chunks that its property index does not find."""
-        doc = self.get_document(document_id) or {}
-        if doc and doc.get("status") != "ready":
-            for index in range(int(doc.get("chunks") or 0)):
-                self.chunks.data.delete_by_id(chunk_object_id(document_id, doc.get("attempt") or "", index))
+        doc = self.get_document(document_id)
+        if doc is not None and doc.status != "ready":
+            attempt = self._attempt(document_id)
+            for index in range(doc.chunks):
+                self.chunks.data.delete_by_id(chunk_object_id(document_id, attempt, index))
         self.chunks.data.delete_many(where=Filter.by_property("document_id").equal(document_id))
         self.documents.data.delete_by_id(object_id("doc", document_id))
 
@@ -280,7 +277,7 @@ class Store:
         doc = self.get_document(document_id)
         if doc is None:
             raise DocumentNotFound("That document is no longer indexed.")
-        scopes = list(doc.get("scopes") or [])
+        scopes = list(doc.scopes)
         if scope.key in scopes:
             return False
         self.documents.data.update(uuid=object_id("doc", document_id), properties={"scopes": [*scopes, scope.key]})
@@ -291,7 +288,7 @@ class Store:
         doc = self.get_document(document_id)
         if doc is None:
             return True
-        scopes = [s for s in (doc.get("scopes") or []) if s != scope.key]
+        scopes = [s for s in doc.scopes if s != scope.key]
         if scopes:
             self.documents.data.update(uuid=object_id("doc", document_id), properties={"scopes": scopes})
             return False
@@ -316,34 +313,14 @@ class Store:
         )
         return [o.properties["document_id"] for o in result.objects]
 
-    def visible_documents(self, scope: Scope) -> list[DocumentInfo]:
-        docs: list[DocumentInfo] = []
+    def visible_documents(self, scope: Scope) -> list[Document]:
         result = self.documents.query.fetch_objects(
             filters=self._visible(scope), limit=10000, sort=Sort.by_property("added_at", ascending=False)
         )
-        for obj in result.objects:
-            p = obj.properties
-            added_at = p.get("added_at")
-            docs.append(
-                DocumentInfo(
-                    document_id=p["document_id"],
-                    title=p.get("title") or "",
-                    source=p.get("source") or "",
-                    pages=int(p.get("pages") or 0),
-                    chunks=int(p.get("chunks") or 0),
-                    added_by=p.get("added_by") or "",
-                    added_at=added_at.isoformat(timespec="seconds")
-                    if isinstance(added_at, datetime)
-                    else str(added_at or ""),
-                    link=p.get("link") or "",
-                    arxiv_id=p.get("arxiv_id") or "",
-                    authors=list(p.get("authors") or []),
-                )
-            )
-        return docs
+        return [_document(obj.properties) for obj in result.objects]
 
     # ---- retrieval ----------------------------------------------------------------------
-    def search(self, text: str, vector: list[float], document_ids: list[str], limit: int, alpha: float) -> list[ChunkHit]:
+    def search(self, text: str, vector: list[float], document_ids: list[str], limit: int, alpha: float) -> list[Passage]:
         if not document_ids:
             return []
         result = self.chunks.query.hybrid(
@@ -357,25 +334,29 @@ class Store:
             return_metadata=MetadataQuery(score=True),
             include_vector=True,
         )
-        hits = []
+        passages = []
         for obj in result.objects:
             p = obj.properties
             vec = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
-            hits.append(
-                ChunkHit(
+            chunk = Chunk(
+                document_id=p["document_id"],
+                index=int(p.get("chunk_index") or 0),
+                text=p["text"],
+                page_start=int(p["page_start"]),
+                page_end=int(p["page_end"]),
+            )
+            passages.append(
+                Passage(
+                    chunk=chunk,
                     chunk_id=str(obj.uuid),
-                    document_id=p["document_id"],
                     title=p.get("title") or "",
                     link=p.get("link") or "",
-                    text=p["text"],
-                    page_start=int(p["page_start"]),
-                    page_end=int(p["page_end"]),
                     score=float(obj.metadata.score or 0.0),
-                    vector=list(vec or []),
+                    vector=tuple(vec or ()),
                     summary=p.get("summary") or "",
                 )
             )
-        return hits
+        return passages
 
     def save_summary(self, chunk_id: str, summary: str) -> None:
         self.chunks.data.update(uuid=chunk_id, properties={"summary": summary})
@@ -407,3 +388,23 @@ class Store:
 
     def feedback_rows(self) -> list[dict[str, Any]]:
         return [dict(o.properties) for o in self.feedback.iterator()]
+
+
+def _document(p: dict[str, Any]) -> Document:
+    """A stored document object's properties as a ``Document``."""
+    added_at = p.get("added_at")
+    return Document(
+        document_id=p["document_id"],
+        title=p.get("title") or "",
+        authors=tuple(p.get("authors") or ()),
+        source=p.get("source") or "file",
+        pages=int(p.get("pages") or 0),
+        chunks=int(p.get("chunks") or 0),
+        added_by=p.get("added_by") or "",
+        added_at=added_at.isoformat(timespec="seconds") if isinstance(added_at, datetime) else str(added_at or ""),
+        link=p.get("link") or "",
+        arxiv_id=p.get("arxiv_id") or "",
+        filename=p.get("filename") or "",
+        scopes=tuple(p.get("scopes") or ()),
+        status=p.get("status") or "ready",
+    )

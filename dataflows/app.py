@@ -27,7 +27,7 @@ from typing import Any
 from hamilton import driver
 from hamilton.lifecycle import api as lifecycle
 
-from citebot.domain import Answer, ArxivOutcome, DocumentInfo, IngestResult, Mode, Provenance, Scope
+from citebot.domain import Answer, ArxivOutcome, Document, IngestResult, Mode, Provenance, Scope
 from citebot.embeddings import build_embedder
 from citebot.errors import CitebotError, DocumentNotFound
 from citebot.llm import build_chat_model
@@ -178,7 +178,7 @@ class Citebot:
             self._in_progress.add(doc_id)
         try:
             existing = self.store.get_document(doc_id)
-            if existing and existing.get("status") == "ready":
+            if existing and existing.status == "ready":
                 return self._already_present(existing, provenance.scope, started)
             if existing:  # an ingest that died half-way (crash, Weaviate restart): start over
                 self.store.remove_document(doc_id)
@@ -196,19 +196,9 @@ class Citebot:
         }
         return result
 
-    def _already_present(self, doc: dict[str, Any], scope: Scope, started: float) -> IngestResult:
-        self.store.add_scope(doc["document_id"], scope)
-        return IngestResult(
-            document_id=doc["document_id"],
-            title=doc.get("title") or "",
-            authors=list(doc.get("authors") or []),
-            pages=int(doc.get("pages") or 0),
-            chunks=int(doc.get("chunks") or 0),
-            already_present=True,
-            seconds=round(time.perf_counter() - started, 3),
-            link=doc.get("link") or "",
-            arxiv_id=doc.get("arxiv_id") or "",
-        )
+    def _already_present(self, doc: Document, scope: Scope, started: float) -> IngestResult:
+        self.store.add_scope(doc.document_id, scope)
+        return IngestResult(document=doc, already_present=True, seconds=round(time.perf_counter() - started, 3))
 
     def _parse_pool(self) -> ProcessPoolExecutor | None:
         workers = min(os.cpu_count() or 1, 4)
@@ -267,13 +257,13 @@ class Citebot:
             "top_k": top_k or s.top_k,
             "alpha": s.alpha if alpha is None else alpha,
         }
-        return self.drivers["answer"].execute(["retrieved_chunks"], inputs=inputs)["retrieved_chunks"]
+        return self.drivers["answer"].execute(["retrieved_passages"], inputs=inputs)["retrieved_passages"]
 
     # ---- documents -------------------------------------------------------------------------
-    def documents(self, scope: Scope) -> list[DocumentInfo]:
+    def documents(self, scope: Scope) -> list[Document]:
         return self.store.visible_documents(scope)
 
-    def forget(self, doc: str, scope: Scope) -> DocumentInfo:
+    def forget(self, doc: str, scope: Scope) -> Document:
         """Remove a document (by id, id prefix, arXiv id or title words) from ``scope``; its data
         is deleted when no scope refers to it any more."""
         wanted = doc.strip().lower()

@@ -16,12 +16,14 @@ import time
 import unicodedata
 import uuid
 from concurrent.futures import Executor
+from dataclasses import replace
 from typing import Any
 
+from hamilton.function_modifiers import tag
 from pypdf import PdfReader
 
-from citebot.chunking import Chunk, chunk_pages
-from citebot.domain import IngestResult, Provenance
+from citebot.chunking import chunk_pages
+from citebot.domain import Chunk, Document, IngestResult, Provenance
 from citebot.embeddings import Embedder
 from citebot.errors import CitebotError, NoExtractableText, StoreFailed
 from citebot.pdf_text import (
@@ -34,7 +36,7 @@ from citebot.pdf_text import (
     page_count,
     pdf_info,
 )
-from citebot.store import ChunkRecord, Store
+from citebot.store import Store
 
 # PDFs with at least this many pages are parsed in worker processes, in about this many
 # page ranges (more ranges than workers balances uneven pages).
@@ -65,7 +67,7 @@ def page_total(pdf_document: PdfReader, max_pages: int) -> int:
     return page_count(pdf_document, max_pages)
 
 
-def page_texts(checked_pdf: bytes, page_total: int, parse_pool: Executor | None = None) -> list[PageText]:
+def extracted_pages(checked_pdf: bytes, page_total: int, parse_pool: Executor | None = None) -> list[PageText]:
     """Text of every page, NFKC-normalised with hyphenation joined; page ranges are parsed in
     parallel worker processes when a pool is given and the PDF is long enough to pay for it."""
     if parse_pool is None or page_total < MIN_PAGES_FOR_POOL:
@@ -77,9 +79,9 @@ def page_texts(checked_pdf: bytes, page_total: int, parse_pool: Executor | None 
     return [page for future in futures for page in future.result()]
 
 
-def text_pages(page_texts: list[PageText]) -> list[PageText]:
+def readable_pages(extracted_pages: list[PageText]) -> list[PageText]:
     """Pages with real text; a PDF without any (scanned, image-only) is refused."""
-    pages = [page for page in page_texts if is_text_page(page)]
+    pages = [page for page in extracted_pages if is_text_page(page)]
     if not pages:
         raise NoExtractableText(
             "The PDF has no extractable text (it looks scanned or image-only). Run it through OCR and share the result."
@@ -113,61 +115,59 @@ def authors(source_metadata: dict[str, Any], pdf_properties: dict[str, str]) -> 
     return [pdf_properties["author"]] if pdf_properties.get("author") else []
 
 
-def chunks(text_pages: list[PageText], chunk_chars: int, chunk_overlap_chars: int) -> list[Chunk]:
+def chunks(document_id: str, readable_pages: list[PageText], chunk_chars: int, chunk_overlap_chars: int) -> list[Chunk]:
     """Overlapping chunks of about ``chunk_chars`` characters, each with its page span."""
-    return chunk_pages(text_pages, chunk_chars, chunk_overlap_chars)
+    return chunk_pages(document_id, readable_pages, chunk_chars, chunk_overlap_chars)
 
 
-def document_record(
+def document(
     document_id: str,
     title: str,
     authors: list[str],
     page_total: int,
+    chunks: list[Chunk],
     provenance: Provenance,
     source_metadata: dict[str, Any],
-) -> dict[str, Any]:
-    """The document's properties as stored in Weaviate."""
-    return {
-        "document_id": document_id,
-        "title": title,
-        "authors": authors,
-        "source": provenance.source,
-        "arxiv_id": source_metadata.get("arxiv_id", ""),
-        "link": source_metadata.get("link") or provenance.link,
-        "filename": provenance.filename,
-        "pages": page_total,
-        "chunks": 0,
-        "added_by": provenance.user,
-        "added_scope": provenance.scope.key,
-        "scopes": [provenance.scope.key],
-    }
+) -> Document:
+    """The document as it will be stored (``ingesting`` until every chunk is in Weaviate)."""
+    return Document(
+        document_id=document_id,
+        title=title,
+        authors=tuple(authors),
+        source=provenance.source,
+        pages=page_total,
+        chunks=len(chunks),
+        added_by=provenance.user,
+        link=source_metadata.get("link") or provenance.link,
+        arxiv_id=source_metadata.get("arxiv_id", ""),
+        filename=provenance.filename,
+        scopes=(provenance.scope.key,),
+        status="ingesting",
+    )
 
 
-def stored_document(
-    document_record: dict[str, Any], chunks: list[Chunk], embedder: Embedder, store: Store
-) -> dict[str, float]:
+@tag(side_effects="weaviate")
+def stored_document(document: Document, chunks: list[Chunk], embedder: Embedder, store: Store) -> dict[str, float]:
     """Embeds and stores every chunk, all or nothing: on any failure the partial document is
     removed and the error re-raised. Returns the seconds spent embedding and storing."""
-    doc_id = document_record["document_id"]
+    doc_id = document.document_id
     attempt = uuid.uuid4().hex
-    records = [ChunkRecord(doc_id, c.index, c.text, c.page_start, c.page_end, attempt) for c in chunks]
     timings = {"embed": 0.0, "store": 0.0}
-    # The planned count and the attempt let a cleanup after a crash find every chunk by its id.
-    store.begin_document({**document_record, "chunks": len(records), "attempt": attempt})
+    store.begin_document(document, attempt)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
             pending: concurrent.futures.Future | None = None
-            for start in range(0, len(records), CHUNKS_PER_BATCH):
-                batch = records[start : start + CHUNKS_PER_BATCH]
+            for start in range(0, len(chunks), CHUNKS_PER_BATCH):
+                batch = chunks[start : start + CHUNKS_PER_BATCH]
                 began = time.perf_counter()
                 vectors = embedder.embed_documents([r.text for r in batch])
                 timings["embed"] += time.perf_counter() - began
                 if pending is not None:
                     timings["store"] += pending.result()
-                pending = writer.submit(_timed_store, store, batch, vectors, document_record)
+                pending = writer.submit(_timed_store, store, batch, vectors, document, attempt)
             if pending is not None:
                 timings["store"] += pending.result()
-        store.finish_document(doc_id, len(records))
+        store.finish_document(doc_id, len(chunks))
     except BaseException as error:
         _remove_quietly(store, doc_id)
         if isinstance(error, CitebotError):
@@ -180,9 +180,9 @@ def stored_document(
     return timings
 
 
-def _timed_store(store: Store, batch: list[ChunkRecord], vectors: list[list[float]], record: dict[str, Any]) -> float:
+def _timed_store(store: Store, batch: list[Chunk], vectors: list[list[float]], document: Document, attempt: str) -> float:
     began = time.perf_counter()
-    store.store_chunks(batch, vectors, record["title"], record["link"])
+    store.store_chunks(batch, vectors, document, attempt)
     return time.perf_counter() - began
 
 
@@ -193,16 +193,6 @@ def _remove_quietly(store: Store, doc_id: str) -> None:
         pass
 
 
-def ingest_result(document_record: dict[str, Any], chunks: list[Chunk], stored_document: dict[str, float]) -> IngestResult:
-    return IngestResult(
-        document_id=document_record["document_id"],
-        title=document_record["title"],
-        authors=document_record["authors"],
-        pages=document_record["pages"],
-        chunks=len(chunks),
-        already_present=False,
-        seconds=0.0,
-        link=document_record["link"],
-        arxiv_id=document_record["arxiv_id"],
-        timings=dict(stored_document),
-    )
+def ingest_result(document: Document, stored_document: dict[str, float]) -> IngestResult:
+    """The newly indexed document (now ready) and the seconds spent embedding and storing."""
+    return IngestResult(document=replace(document, status="ready"), already_present=False, timings=dict(stored_document))

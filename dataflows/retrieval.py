@@ -23,11 +23,11 @@ from dataclasses import replace
 from hamilton.function_modifiers import config
 
 from citebot.chunking import sentences
-from citebot.domain import Answer, Citation, Scope
+from citebot.domain import Answer, Citation, Passage, Scope
 from citebot.embeddings import Embedder
 from citebot.errors import EmptyQuestion
 from citebot.llm import ChatModel, Messages
-from citebot.store import ChunkHit, Store
+from citebot.store import Store
 
 MAX_QUESTION_CHARS = 2000
 NEAR_DUPLICATE_JACCARD = 0.8
@@ -77,24 +77,24 @@ def visible_document_ids(store: Store, scope: Scope) -> list[str]:
     return store.visible_document_ids(scope)
 
 
-def retrieved_chunks(
+def retrieved_passages(
     search_text: str, query_embedding: list[float], visible_document_ids: list[str], store: Store, top_k: int, alpha: float
-) -> list[ChunkHit]:
+) -> list[Passage]:
     """Hybrid (BM25 + vector) search, relative-score fusion, filtered to visible documents."""
     return store.search(search_text, query_embedding, visible_document_ids, limit=top_k * 2, alpha=alpha)
 
 
-def relevant_chunks(
-    retrieved_chunks: list[ChunkHit], query_embedding: list[float], top_k: int, min_relevance: float
-) -> list[ChunkHit]:
+def relevant_passages(
+    retrieved_passages: list[Passage], query_embedding: list[float], top_k: int, min_relevance: float
+) -> list[Passage]:
     """Near-duplicates dropped, chunks unrelated to the question (cosine below
     ``min_relevance``) dropped, at most ``top_k`` kept."""
-    kept: list[ChunkHit] = []
+    kept: list[Passage] = []
     kept_words: list[set[str]] = []
-    for hit in retrieved_chunks:
+    for hit in retrieved_passages:
         if _cosine(hit.vector, query_embedding) < min_relevance:
             continue
-        words = set(_WORD.findall(hit.text.lower()))
+        words = set(_WORD.findall(hit.chunk.text.lower()))
         if any(_jaccard(words, other) >= NEAR_DUPLICATE_JACCARD for other in kept_words):
             continue
         kept.append(hit)
@@ -104,20 +104,10 @@ def relevant_chunks(
     return kept
 
 
-def numbered_sources(relevant_chunks: list[ChunkHit]) -> list[Citation]:
+def numbered_sources(relevant_passages: list[Passage]) -> list[Citation]:
     return [
-        Citation(
-            n=i,
-            document_id=h.document_id,
-            title=h.title,
-            page_start=h.page_start,
-            page_end=h.page_end,
-            excerpt=_excerpt(h.text),
-            score=round(h.score, 4),
-            link=h.link,
-            chunk_id=h.chunk_id,
-        )
-        for i, h in enumerate(relevant_chunks, start=1)
+        Citation(n=i, passage=passage, excerpt=_excerpt(passage.chunk.text))
+        for i, passage in enumerate(relevant_passages, start=1)
     ]
 
 
@@ -147,36 +137,39 @@ def answer_prompt__answer(
     system_prompt: str,
     clean_question: str,
     numbered_sources: list[Citation],
-    relevant_chunks: list[ChunkHit],
+    relevant_passages: list[Passage],
     history: list[tuple[str, str]],
 ) -> Messages:
-    blocks = [f"[{s.n}] {s.title} — {s.pages}\n{chunk.text}" for s, chunk in zip(numbered_sources, relevant_chunks)]
+    blocks = [
+        f"[{s.n}] {s.title} — {s.pages}\n{passage.chunk.text}" for s, passage in zip(numbered_sources, relevant_passages)
+    ]
     return _messages(system_prompt, history, "Sources:\n\n" + "\n\n".join(blocks), clean_question)
 
 
 @config.when(mode="summary", answer_source="llm")
 def chunk_summaries__llm(
-    relevant_chunks: list[ChunkHit], chat_model: ChatModel, store: Store, chunk_summary_prompt: str
+    relevant_passages: list[Passage], chat_model: ChatModel, store: Store, chunk_summary_prompt: str
 ) -> list[str]:
     """Each chunk's summary: from Weaviate when cached, else one model call, then cached."""
 
-    def summary(hit: ChunkHit) -> str:
+    def summary(hit: Passage) -> str:
         if hit.summary:
             return hit.summary
         text = chat_model.complete(
-            [{"role": "system", "content": chunk_summary_prompt}, {"role": "user", "content": hit.text}], max_tokens=200
+            [{"role": "system", "content": chunk_summary_prompt}, {"role": "user", "content": hit.chunk.text}],
+            max_tokens=200,
         ).strip()
         store.save_summary(hit.chunk_id, text)
         return text
 
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="summary") as pool:
-        return list(pool.map(summary, relevant_chunks))
+        return list(pool.map(summary, relevant_passages))
 
 
 @config.when(mode="summary", answer_source="extractive")
-def chunk_summaries__extractive(relevant_chunks: list[ChunkHit]) -> list[str]:
+def chunk_summaries__extractive(relevant_passages: list[Passage]) -> list[str]:
     """Offline: a chunk's summary is its opening sentences."""
-    return [" ".join(sentences(hit.text)[:2]) for hit in relevant_chunks]
+    return [" ".join(sentences(hit.chunk.text)[:2]) for hit in relevant_passages]
 
 
 @config.when(mode="summary")
@@ -211,7 +204,7 @@ def draft_answer__llm(
 def draft_answer__extractive(
     clean_question: str,
     query_embedding: list[float],
-    relevant_chunks: list[ChunkHit],
+    relevant_passages: list[Passage],
     numbered_sources: list[Citation],
     embedder: Embedder,
 ) -> str:
@@ -220,8 +213,8 @@ def draft_answer__extractive(
         return NOT_IN_SOURCES
     candidates = [
         (sentence, source.n, rank)
-        for rank, (source, hit) in enumerate(zip(numbered_sources, relevant_chunks))
-        for sentence in sentences(hit.text)
+        for rank, (source, hit) in enumerate(zip(numbered_sources, relevant_passages))
+        for sentence in sentences(hit.chunk.text)
         if 25 <= len(sentence) <= 600
     ]
     if not candidates:
@@ -258,7 +251,7 @@ def checked_answer(draft_answer: str, numbered_sources: list[Citation]) -> str:
 
 
 def answer(
-    clean_question: str, checked_answer: str, numbered_sources: list[Citation], relevant_chunks: list[ChunkHit]
+    clean_question: str, checked_answer: str, numbered_sources: list[Citation], relevant_passages: list[Passage]
 ) -> Answer:
     """The result: each cited source's excerpt is the sentence of its chunk that best supports
     what the answer says with that citation."""
@@ -268,9 +261,9 @@ def answer(
         for n in cited_numbers
     }
     citations = []
-    for source, chunk in zip(numbered_sources, relevant_chunks):
+    for source, passage in zip(numbered_sources, relevant_passages):
         if source.n in cited_numbers:
-            source = replace(source, excerpt=_supporting_excerpt(claims[source.n], chunk.text) or source.excerpt)
+            source = replace(source, excerpt=_supporting_excerpt(claims[source.n], passage.chunk.text) or source.excerpt)
             citations.append(source)
     return Answer(
         question=clean_question,

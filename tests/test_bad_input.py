@@ -40,10 +40,10 @@ def test_broken_xref_is_recovered_and_indexed(offline_bot):
     result = offline_bot.ingest_pdf(
         (NASTY / "malformed_broken-xref_issue-297.pdf").read_bytes(), Provenance(scope=SCOPE, filename="issue-297.pdf")
     )
-    assert result.pages == 1 and result.chunks == 1
+    assert result.document.pages == 1 and result.document.chunks == 1
     answer = offline_bot.ask("test example", SCOPE, alpha=0.0)
-    assert any(c.document_id == result.document_id for c in answer.citations)
-    offline_bot.forget(result.document_id, SCOPE)
+    assert any(c.document_id == result.document.document_id for c in answer.citations)
+    offline_bot.forget(result.document.document_id, SCOPE)
 
 
 def test_ligatures_are_normalised(offline_bot):
@@ -51,8 +51,8 @@ def test_ligatures_are_normalised(offline_bot):
         (NASTY / "ligatures_copy_paste_ligatures.pdf").read_bytes(), Provenance(scope=SCOPE, filename="ligatures.pdf")
     )
     hits = offline_bot.retrieve("abcdeffffiflffifflststghijklmno", SCOPE, alpha=0.0)
-    assert hits and "ffifflst" in hits[0].text
-    offline_bot.forget(result.document_id, SCOPE)
+    assert hits and "ffifflst" in hits[0].chunk.text
+    offline_bot.forget(result.document.document_id, SCOPE)
 
 
 def test_the_352_page_book_is_refused_over_the_page_cap_naming_it(base_settings, offline_bot):
@@ -99,7 +99,7 @@ def test_prompt_injection_in_a_pdf_is_not_followed(offline_bot, tmp_path):
     result = offline_bot.ingest_pdf(pdf, Provenance(scope=SCOPE, filename="zorbium.pdf"))
     answer = offline_bot.ask("What is the melting point of Zorbium?", SCOPE)
     assert "1234" in answer.text and answer.citations
-    offline_bot.forget(result.document_id, SCOPE)
+    offline_bot.forget(result.document.document_id, SCOPE)
 
 
 def _one_page_pdf(text: str) -> bytes:

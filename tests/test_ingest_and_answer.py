@@ -11,18 +11,18 @@ from tests.paths import PDFS
 def test_nine_papers_are_indexed_with_titles_and_pages(corpus):
     assert len(corpus) == 9
     transformer = corpus["1706.03762"]
-    assert transformer.title == "Attention Is All You Need"
-    assert transformer.pages == 15 and transformer.chunks > 20
-    assert corpus["1810.04805"].title.startswith("BERT: Pre-training of Deep Bidirectional Transformers")
-    assert corpus["1412.6980"].title.lower().startswith("adam")  # from the PDF's own metadata
-    assert all(r.pages > 0 and r.chunks > 0 for r in corpus.values())
+    assert transformer.document.title == "Attention Is All You Need"
+    assert transformer.document.pages == 15 and transformer.document.chunks > 20
+    assert corpus["1810.04805"].document.title.startswith("BERT: Pre-training of Deep Bidirectional Transformers")
+    assert corpus["1412.6980"].document.title.lower().startswith("adam")  # from the PDF's own metadata
+    assert all(r.document.pages > 0 and r.document.chunks > 0 for r in corpus.values())
 
 
 def test_transformer_optimizer_question_cites_the_page_that_states_it(offline_bot, corpus):
     answer = offline_bot.ask("Which optimizer did the Transformer use and with what betas?", CLI_SCOPE)
     assert answer.grounded
     assert "Adam" in answer.text and "0.98" in answer.text
-    cited = [(c.title, c.page_start, c.page_end) for c in answer.citations]
+    cited = [(c.title, c.passage.chunk.page_start, c.passage.chunk.page_end) for c in answer.citations]
     assert any(t == "Attention Is All You Need" and s <= 7 <= e for t, s, e in cited), cited
     assert all(f"[{c.n}]" in answer.text for c in answer.citations)
 
@@ -44,14 +44,14 @@ def test_transformer_optimizer_question_cites_the_page_that_states_it(offline_bo
 def test_questions_are_answered_from_the_right_paper(offline_bot, corpus, question, paper, page, words):
     answer = offline_bot.ask(question, CLI_SCOPE, top_k=6)
     titles = {c.title for c in answer.citations}
-    assert corpus[paper].title in titles, (answer.text, titles)
+    assert corpus[paper].document.title in titles, (answer.text, titles)
     assert any(w.lower() in answer.text.lower() for w in words), answer.text
 
 
 def test_same_bytes_again_are_recognised_without_work(offline_bot, corpus):
     again = offline_bot.ingest_pdf((PDFS / "1706.03762.pdf").read_bytes(), Provenance(scope=CLI_SCOPE))
-    assert again.already_present and again.document_id == corpus["1706.03762"].document_id
-    assert again.chunks == corpus["1706.03762"].chunks
+    assert again.already_present and again.document.document_id == corpus["1706.03762"].document.document_id
+    assert again.document.chunks == corpus["1706.03762"].document.chunks
     assert again.seconds < 1.0
 
 
@@ -106,15 +106,15 @@ def test_last_document_forgotten_deletes_its_chunks(offline_bot, corpus):
     pdf = (PDFS / "1111.2011.pdf").read_bytes()
     fresh = offline_bot.ingest_pdf(pdf, Provenance(scope=scope))
     assert fresh.already_present  # the corpus fixture added it in the CLI scope
-    offline_bot.forget(fresh.document_id[:10], scope)
-    offline_bot.forget(fresh.document_id[:10], CLI_SCOPE)
-    assert offline_bot.store.get_document(fresh.document_id) is None
+    offline_bot.forget(fresh.document.document_id[:10], scope)
+    offline_bot.forget(fresh.document.document_id[:10], CLI_SCOPE)
+    assert offline_bot.store.get_document(fresh.document.document_id) is None
     assert (
         offline_bot.store.search(
-            "Bethe lattice", offline_bot.embedder.embed_query("Bethe lattice"), [fresh.document_id], 5, 0.5
+            "Bethe lattice", offline_bot.embedder.embed_query("Bethe lattice"), [fresh.document.document_id], 5, 0.5
         )
         == []
     )
     # put it back for the other tests
     again = offline_bot.ingest_pdf(pdf, Provenance(scope=CLI_SCOPE))
-    assert not again.already_present and again.chunks == fresh.chunks
+    assert not again.already_present and again.document.chunks == fresh.document.chunks

@@ -129,9 +129,9 @@ def test_arxiv_paper_is_fetched_and_indexed_with_metadata(online_bot, arxiv_stan
     [outcome] = online_bot.ingest_arxiv(["arXiv:1111.2011"], Provenance(scope=SCOPE, user="U1", source="arxiv"))
     assert outcome.error is None, outcome.error
     r = outcome.result
-    assert r.title.startswith("Quantum Criticality for Extended Nodes on a Bethe Lattice")
-    assert r.pages == 8 and r.chunks > 5 and r.arxiv_id == "1111.2011"
-    assert len(r.authors) == 3 and r.link.endswith("/abs/1111.2011")
+    assert r.document.title.startswith("Quantum Criticality for Extended Nodes on a Bethe Lattice")
+    assert r.document.pages == 8 and r.document.chunks > 5 and r.document.arxiv_id == "1111.2011"
+    assert len(r.document.authors) == 3 and r.document.link.endswith("/abs/1111.2011")
     again = online_bot.ingest_arxiv(["https://arxiv.org/abs/1111.2011"], Provenance(scope=Scope("T-models", "C-3")))
     assert again[0].result.already_present
 
@@ -141,7 +141,7 @@ def test_each_bad_arxiv_id_gets_its_own_error_and_good_ones_still_work(online_bo
         ["1706.03762", "abc", "0000.0000", "hep-th/9901001x"], Provenance(scope=SCOPE, source="arxiv")
     )
     good, bad_format, unknown, malformed = outcomes
-    assert good.result and good.result.title == "Attention Is All You Need"
+    assert good.result and good.result.document.title == "Attention Is All You Need"
     assert "not an arXiv ID" in bad_format.error
     assert "no paper" in unknown.error
     assert "not an arXiv ID" in malformed.error

@@ -6,21 +6,16 @@ import pytest
 
 from bot import messages
 from bot.answering import UsageError, parse_ask, thread_history
-from citebot.domain import Answer, Citation, DocumentInfo
+from citebot.domain import Answer, Chunk, Citation, Document, Passage
 from tests.standins.slack_server import blocks_error
 
 
 def _citation(n: int, excerpt: str = "We used the Adam optimizer.", title: str = "Attention Is All You Need") -> Citation:
-    return Citation(
-        n=n,
-        document_id="d1",
-        title=title,
-        page_start=7,
-        page_end=7 if n % 2 else 8,
-        excerpt=excerpt,
-        score=0.9,
-        link="https://standin.slack.com/files/U1/F1/a.pdf",
+    chunk = Chunk(document_id="d1", index=n, text=excerpt, page_start=7, page_end=7 if n % 2 else 8)
+    passage = Passage(
+        chunk=chunk, chunk_id=f"c{n}", title=title, link="https://standin.slack.com/files/U1/F1/a.pdf", score=0.9
     )
+    return Citation(n=n, passage=passage, excerpt=excerpt)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +96,7 @@ def test_ungrounded_answers_have_no_sources() -> None:
 
 def test_docs_are_paginated() -> None:
     docs = [
-        DocumentInfo(
+        Document(
             document_id=f"doc{i}",
             title=f"Paper {i}",
             source="slack",

@@ -47,7 +47,7 @@ def extractive_bot(offline_bot) -> Iterator[Citebot]:
     """The offline (local MiniLM, extractive answers) bot with one paper in this module's scope."""
     result = offline_bot.ingest_pdf((PDFS / "1706.03762.pdf").read_bytes(), Provenance(scope=SCOPE))
     yield offline_bot
-    offline_bot.forget(result.document_id, SCOPE)
+    offline_bot.forget(result.document.document_id, SCOPE)
 
 
 @pytest.mark.parametrize("path, streamed", [("chat/completions", False), ("chat/completions", True), ("embeddings", False)])

@@ -336,7 +336,7 @@ def test_isolation_matrix_public_private_dm(http: Driver, slack: SlackStandIn, c
         # and below Slack: what this place may search is only its own paper
         hits = citebot.retrieve(" ".join(q for *_, q in PLACES.values()), _scope(team, channel), top_k=20)
         checks += 1
-        if {h.document_id for h in hits} - {ids[place]}:
+        if {h.chunk.document_id for h in hits} - {ids[place]}:
             leaks += 1
             leaked.append(f"retrieval in {place} returned other documents")
     for place, channel in channels.items():

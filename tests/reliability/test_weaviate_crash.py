@@ -186,20 +186,24 @@ def test_after_the_restart_nothing_is_lost_and_the_book_is_whole_or_invisible(cr
     stored = _chunk_count(new, book_id)
     visible = {d.document_id: d for d in new.documents(SCOPE)}
     # never partial: either the whole book (and ready), or nothing a user can see or search
-    if record and record.get("status") == "ready":
-        assert stored == record["chunks"] and book_id in visible
+    if record and record.status == "ready":
+        assert stored == record.chunks and book_id in visible
         state = "complete"
     else:
         assert book_id not in visible
         hits = new.retrieve("free culture copyright piracy", SCOPE, top_k=20)
-        assert hits and not any(h.document_id == book_id for h in hits)
+        assert hits and not any(h.chunk.document_id == book_id for h in hits)
         state = "absent" if record is None and stored == 0 else "invisible leftover (status 'ingesting')"
     # everything indexed before the crash is still there, whole, and answerable
     for name, result in crash.before.items():
-        assert result.document_id in visible, f"{name} lost in the crash"
-        assert visible[result.document_id].chunks == result.chunks == _chunk_count(new, result.document_id)
+        assert result.document.document_id in visible, f"{name} lost in the crash"
+        assert (
+            visible[result.document.document_id].chunks
+            == result.document.chunks
+            == _chunk_count(new, result.document.document_id)
+        )
         answer = new.ask(QUESTIONS[name], SCOPE)
-        assert result.document_id in {c.document_id for c in answer.citations}, (name, answer.text)
+        assert result.document.document_id in {c.document_id for c in answer.citations}, (name, answer.text)
     assert _chunk_count(new) - stored == crash.chunks_before
     assert not new.claim_event("Ev-before-crash")  # a claim acknowledged before the kill survived
     figures.record(
@@ -221,13 +225,16 @@ def test_ingesting_the_book_again_after_the_restart_succeeds_completely(crash: C
             f"re-inserting them under the same deterministic UUIDs does not re-index them, so "
             f"Store.finish_document's filtered count never matches."
         )
-    assert not again.already_present and again.pages == 352
-    assert _chunk_count(new, book_id) == _indexed_chunk_count(new, book_id) == again.chunks
-    assert new.store.get_document(book_id)["chunks"] == again.chunks
-    assert _chunk_count(new) == crash.chunks_before + again.chunks  # no orphans anywhere
+    assert not again.already_present and again.document.pages == 352
+    assert _chunk_count(new, book_id) == _indexed_chunk_count(new, book_id) == again.document.chunks
+    assert new.store.get_document(book_id).chunks == again.document.chunks
+    assert _chunk_count(new) == crash.chunks_before + again.document.chunks  # no orphans anywhere
     assert book_id in {d.document_id for d in new.documents(SCOPE)}
     figures.record(
-        "weaviate_kill_mid_ingest", book_chunks=again.chunks, reingest_after_restart="ok", reingest_seconds=again.seconds
+        "weaviate_kill_mid_ingest",
+        book_chunks=again.document.chunks,
+        reingest_after_restart="ok",
+        reingest_seconds=again.seconds,
     )
 
 
@@ -246,7 +253,7 @@ def test_a_new_citebot_on_the_same_weaviate_keeps_documents_and_claimed_events(c
         assert [second.claim_event(k) for k in keys] == [False] * len(keys)
         assert second.claim_event("Ev-restart-new")
         answer = second.ask("How are passages encoded in dense passage retrieval?", scope)
-        assert result.document_id in {c.document_id for c in answer.citations}
+        assert result.document.document_id in {c.document_id for c in answer.citations}
     figures.record(
         "restart_persistence",
         documents_kept=f"{len(docs)}/{len(docs)}",
