@@ -19,11 +19,11 @@ if str(REPO) not in sys.path:  # the stand-ins live in tests/standins
 from citebot.domain import Provenance, Scope  # noqa: E402
 from citebot.settings import Settings  # noqa: E402
 from citebot.weaviate_server import ensure_binary  # noqa: E402
+from tests.paths import NASTY, TESTDATA  # noqa: E402
 from tests.weaviate_process import WeaviateProcess  # noqa: E402
 
-TESTDATA = Path(os.environ.get("CITEBOT_TESTDATA", REPO.parent / "shared" / "testdata"))
 PDFS = sorted((TESTDATA / "pdfs").glob("*.pdf"))
-BOOK = TESTDATA / "nasty" / "large_352pages_freeculture.pdf"
+BOOK = NASTY / "large_352pages_freeculture.pdf"
 PAPERS_SCOPE = Scope("bench", "papers")
 BOOK_SCOPE = Scope("bench", "book")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
-from citebot.settings import Settings, SettingsError
+from citebot.settings import TOP_K_MAX, TOP_K_MIN, Settings, SettingsError
 from citebot.weaviate_server import WEAVIATE_VERSION, embedded_binary_path
 
 TIMEOUT_S = 5.0
@@ -42,37 +42,17 @@ class Check:
 
 
 # ---- configuration -------------------------------------------------------------------------
-def slack_mode(settings: Settings) -> str:
-    """ "socket", "http" or "cli" (no Slack tokens), as the bot will pick it."""
-    if settings.slack_app_token:
-        return "socket"
-    if settings.slack_bot_token:
-        return "http"
-    return "cli"
-
-
 def check_configuration(settings: Settings) -> Check:
-    problems: list[str] = []
-    bot, app, secret = settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret
-    mode = slack_mode(settings)
-    if bot and not bot.startswith("xoxb-"):
-        problems.append("SLACK_BOT_TOKEN must be the bot token (starts with xoxb-)")
-    if app and not app.startswith("xapp-"):
-        problems.append("SLACK_APP_TOKEN must be an app-level token (starts with xapp-)")
-    if mode == "socket" and not bot:
-        problems.append("Socket Mode (SLACK_APP_TOKEN set) also needs SLACK_BOT_TOKEN (xoxb-...)")
-    if mode == "http" and not secret:
-        problems.append("HTTP mode (SLACK_BOT_TOKEN without SLACK_APP_TOKEN) needs SLACK_SIGNING_SECRET")
-    if mode == "cli" and secret:
-        problems.append("SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is empty")
+    problems: list[str] = settings.slack_credential_problems()
+    mode = settings.slack_mode
     if settings.embedding_backend not in ("auto", "openai", "local"):
         problems.append(f"CITEBOT_EMBEDDINGS={settings.embedding_backend!r}: use auto, openai or local")
     if settings.weaviate_url and urlparse(settings.weaviate_url).scheme not in ("http", "https"):
         problems.append(f"WEAVIATE_URL={settings.weaviate_url!r} must start with http:// or https://")
     if not 0.0 <= settings.alpha <= 1.0:
         problems.append(f"CITEBOT_ALPHA={settings.alpha:g} must be between 0 and 1")
-    if settings.top_k < 1:
-        problems.append("CITEBOT_TOP_K must be at least 1")
+    if not TOP_K_MIN <= settings.top_k <= TOP_K_MAX:
+        problems.append(f"CITEBOT_TOP_K must be from {TOP_K_MIN} to {TOP_K_MAX}")
     if not 0 <= settings.chunk_overlap_chars < settings.chunk_chars:
         problems.append("CITEBOT_CHUNK_OVERLAP must be at least 0 and smaller than CITEBOT_CHUNK_CHARS")
     for name, value in (
@@ -165,7 +145,7 @@ def check_weaviate(settings: Settings) -> Check:
             )
         notes.append(f"citebot pins {WEAVIATE_VERSION}")
     host = urlparse(base).hostname or "localhost"
-    if not host.endswith((".weaviate.cloud", ".weaviate.network")):  # Cloud: gRPC at grpc-<host>:443
+    if not settings.weaviate_is_cloud:  # Cloud: gRPC at grpc-<host>:443
         try:
             socket.create_connection((host, settings.weaviate_grpc_port), timeout=TIMEOUT_S).close()
         except OSError as error:

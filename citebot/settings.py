@@ -9,7 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+# Passages an answer may read: the range `/ask --top-k`, `citebot ask --top-k`, CITEBOT_TOP_K and
+# Citebot.ask all accept.
+TOP_K_MIN, TOP_K_MAX = 1, 20
+WEAVIATE_CLOUD_DOMAINS = (".weaviate.cloud", ".weaviate.network")
 
 
 def _setting(env: str, default: Any, doc: str) -> Any:
@@ -114,6 +120,38 @@ class Settings:
         if self.embedding_backend == "auto":
             return bool(self.openai_api_key)
         return self.embedding_backend == "openai"
+
+    @property
+    def slack_mode(self) -> Literal["socket", "http", "cli"]:
+        """How the bot talks to Slack: Socket Mode with an app token, HTTP with only a bot token,
+        no Slack at all (the CLI) without tokens."""
+        if self.slack_app_token:
+            return "socket"
+        if self.slack_bot_token:
+            return "http"
+        return "cli"
+
+    def slack_credential_problems(self) -> list[str]:
+        """What is wrong with the Slack credentials, one sentence each (empty: they can work)."""
+        bot, app, secret = self.slack_bot_token, self.slack_app_token, self.slack_signing_secret
+        problems = []
+        if bot and not bot.startswith("xoxb-"):
+            problems.append("SLACK_BOT_TOKEN must be the bot token (starts with xoxb-)")
+        if app and not app.startswith("xapp-"):
+            problems.append("SLACK_APP_TOKEN must be an app-level token (starts with xapp-, with connections:write)")
+        if self.slack_mode == "socket" and not bot:
+            problems.append("Socket Mode (SLACK_APP_TOKEN set) also needs SLACK_BOT_TOKEN (xoxb-...)")
+        if self.slack_mode == "http" and not secret:
+            problems.append("HTTP mode (SLACK_BOT_TOKEN without SLACK_APP_TOKEN) needs SLACK_SIGNING_SECRET")
+        if self.slack_mode == "cli" and secret:
+            problems.append("SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is empty")
+        return problems
+
+    @property
+    def weaviate_is_cloud(self) -> bool:
+        """Weaviate Cloud (gRPC at grpc-<host>:443) rather than a server or cluster we run."""
+        host = urlparse(self.weaviate_url).hostname or ""
+        return host.endswith(WEAVIATE_CLOUD_DOMAINS)
 
     @property
     def has_llm(self) -> bool:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,13 +21,12 @@ import pytest
 from bot.runner import BotServer
 from citebot.settings import Settings
 from dataflows.app import Citebot
+from tests.paths import PDFS, SLACK
 from tests.standins.arxiv_server import ArxivStandin
 from tests.standins.slack_server import SlackStandIn
 
-TESTDATA = Path(os.environ.get("CITEBOT_TESTDATA", Path(__file__).resolve().parents[2].parent / "shared" / "testdata"))
-SLACK_DATA = TESTDATA / "slack"
-ATTENTION = TESTDATA / "pdfs" / "1706.03762.pdf"
-NASTY = TESTDATA / "nasty"
+SLACK_DATA = SLACK
+ATTENTION = PDFS / "1706.03762.pdf"
 USER = "U0USER1"
 
 
@@ -162,12 +159,6 @@ def wait_quiet(slack: SlackStandIn, seconds: float = 1.5) -> None:
 @pytest.fixture(scope="session")
 def slack() -> Iterator[SlackStandIn]:
     with SlackStandIn() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def arxiv_standin() -> Iterator[ArxivStandin]:
-    with ArxivStandin(TESTDATA) as server:
         yield server
 
 

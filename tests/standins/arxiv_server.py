@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,11 +47,13 @@ from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
+from tests.paths import TESTDATA
+
 from .background import BackgroundServer, Fault, FaultQueue, Recorded, recording_middleware
 
 __all__ = ["ArxivStandin", "Fault", "Paper", "SYNTHETIC", "DEFAULT_TESTDATA", "valid_id"]
 
-DEFAULT_TESTDATA = Path(os.environ.get("CITEBOT_TESTDATA", Path(__file__).parents[2].parent / "shared" / "testdata"))
+DEFAULT_TESTDATA = TESTDATA
 
 _NEW_ID = re.compile(r"^\d{4}\.\d{4,5}(v\d+)?$")
 _OLD_ID = re.compile(r"^[a-z]+(-[a-z]+)*(\.[A-Z]{2})?/\d{7}(v\d+)?$")
