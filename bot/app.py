@@ -35,7 +35,7 @@ def make_client(settings: Settings) -> AsyncWebClient:
 
 def build_app(settings: Settings, citebot: Citebot, *, clock: Clock | None = None) -> tuple[AsyncApp, Deps]:
     """The bot's app. ``clock`` overrides the signature check's clock (tests replaying old vectors)."""
-    socket_mode = bool(settings.slack_app_token)
+    socket_mode = settings.slack_mode == "socket"
     app = AsyncApp(
         name="citebot",
         client=make_client(settings),

@@ -33,12 +33,9 @@ def check_tokens(settings: Settings) -> None:
             "SLACK_BOT_TOKEN is not set: use the Bot User OAuth Token (xoxb-…) from your Slack app's "
             "OAuth & Permissions page."
         )
-    if not settings.slack_bot_token.startswith("xoxb-"):
-        raise CitebotError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-.")
-    if settings.slack_app_token and not settings.slack_app_token.startswith("xapp-"):
-        raise CitebotError("SLACK_APP_TOKEN must be an app-level token starting with xapp- (with connections:write).")
-    if not settings.slack_app_token and not settings.slack_signing_secret:
-        raise CitebotError("Set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode at /slack/events).")
+    problems = settings.slack_credential_problems()
+    if problems:
+        raise CitebotError(f"{problems[0]}.")
 
 
 async def check_with_slack(settings: Settings) -> None:
@@ -80,7 +77,7 @@ class BotServer:
         self.settings, self.citebot, self.host = settings, citebot, host
         self.port = settings.http_port if port is None else port
         self.clock = clock
-        self.socket_mode = bool(settings.slack_app_token)
+        self.socket_mode = settings.slack_mode == "socket"
         self.app: AsyncApp | None = None
         self.deps: Deps | None = None
         self._socket: AsyncSocketModeHandler | None = None

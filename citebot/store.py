@@ -55,7 +55,7 @@ def connect(settings: Settings) -> weaviate.WeaviateClient:
     else:
         url = urlparse(settings.weaviate_url)
         auth = Auth.api_key(settings.weaviate_api_key) if settings.weaviate_api_key else None
-        if url.hostname and url.hostname.endswith((".weaviate.cloud", ".weaviate.network")):
+        if settings.weaviate_is_cloud:
             return weaviate.connect_to_weaviate_cloud(settings.weaviate_url, auth, additional_config=config)
         secure = url.scheme == "https"
         client = weaviate.WeaviateClient(

@@ -10,7 +10,8 @@ import pytest
 from bot.runner import check_tokens, check_with_slack
 from citebot.errors import CitebotError
 from citebot.settings import Settings
-from tests.bot.harness import NASTY, USER, Driver, new_channel, share_file, thread_texts, wait_quiet
+from tests.bot.harness import USER, Driver, new_channel, share_file, thread_texts, wait_quiet
+from tests.paths import NASTY
 from tests.standins.slack_server import SlackStandIn
 
 

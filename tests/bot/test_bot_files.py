@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bot.harness import ATTENTION, NASTY, Driver, new_channel, share_file, thread_texts, wait_quiet
+from tests.bot.harness import ATTENTION, Driver, new_channel, share_file, thread_texts, wait_quiet
+from tests.paths import NASTY
 from tests.standins.slack_server import SlackStandIn
 
 
