@@ -2,8 +2,17 @@
 
 * Web API (``<url>/api/<method>``): real response shapes (``ok``, ``ts``, ``channel``, ``message``,
   ``error``), bearer-token checks (``invalid_auth`` / ``not_authed``), channel membership
-  (``not_in_channel``), and Slack's message limits (50 blocks, 3000 chars per section text) so a
-  message real Slack would reject (``invalid_blocks``) is rejected here too.
+  (``not_in_channel``), and Slack's message limits so a message real Slack would reject is rejected
+  here too: every block is parsed and validated with ``slack_sdk.models.blocks`` (``invalid_blocks``),
+  at most 50 blocks, and a total block text cap (``msg_blocks_too_long``).
+* Scopes: the granted scopes are read from ``manifest.yaml``; a method (or a conversation type)
+  the manifest does not grant answers ``missing_scope`` with ``needed``/``provided``.
+* Rate limits: Slack's per-method tiers (Tier 1: 1/min, 2: 20/min, 3: 50/min, 4: 100/min per
+  workspace, as token buckets with the minute's budget as burst) and chat.postMessage's ~1/s per
+  channel; over budget: HTTP 429 ``ratelimited`` with ``Retry-After``. Tests lower (or lift) a
+  budget with ``limit(method, per_minute, burst)``.
+* Pagination: ``limit``/``cursor`` on conversations.replies (oldest first) and .history (newest first).
+* Bot messages have Slack's real shape (``bot_id`` + ``user`` + ``bot_profile``, no subtype).
 * File downloads (``/files-pri/<team>-<file>/download/<name>``) behind the bot token; a wrong or
   missing token gets a 200 HTML login page, as real Slack answers.
 * Socket Mode: ``apps.connections.open`` returns a ``ws://`` URL; the socket sends ``hello`` and
@@ -19,10 +28,12 @@ Everything a user would see is queryable: ``thread(channel, ts)``, ``channel_mes
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
 import json
+import math
 import threading
 import time
 import urllib.error
@@ -31,9 +42,13 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from pathlib import Path
+from typing import Any, Literal, Self
 
+import yaml
 from aiohttp import WSMsgType, web
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
 
 from .background import BackgroundServer, Fault, FaultQueue, Recorded, recording_middleware
 
@@ -44,13 +59,99 @@ LOGIN_PAGE = (
 )
 
 
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yaml"
+ChannelKind = Literal["public", "private", "im", "mpim"]
+
+# Slack's documented tiers (requests per minute per workspace per method).
+TIERS = {1: 1, 2: 20, 3: 50, 4: 100}
+METHOD_TIERS = {
+    "apps.connections.open": 1,
+    "auth.test": 4,  # "special": hundreds per minute
+    "chat.postEphemeral": 4,
+    "chat.update": 3,
+    "chat.delete": 3,
+    "conversations.history": 3,
+    "conversations.replies": 3,
+    "conversations.info": 3,
+    "files.info": 4,
+    "reactions.add": 3,
+    "reactions.remove": 2,
+}
+POST_PER_CHANNEL_PER_S, POST_CHANNEL_BURST = 1.0, 10  # chat.postMessage: ~1/s per channel, short bursts
+POST_PER_WORKSPACE_PER_MIN = 300  # "several hundred per minute"
+MAX_BLOCK_TEXT = 12_000  # total block text above which Slack answers msg_blocks_too_long (~12-13k)
+
+# Scopes a method needs; per conversation kind for the conversation methods.
+METHOD_SCOPES: dict[str, str | dict[str, str]] = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.delete": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "files.info": "files:read",
+    "reactions.add": "reactions:write",
+    "reactions.remove": "reactions:write",
+    "conversations.replies": {
+        "public": "channels:history",
+        "private": "groups:history",
+        "im": "im:history",
+        "mpim": "mpim:history",
+    },
+    "conversations.history": {
+        "public": "channels:history",
+        "private": "groups:history",
+        "im": "im:history",
+        "mpim": "mpim:history",
+    },
+    "conversations.info": {"public": "channels:read", "private": "groups:read", "im": "im:read", "mpim": "mpim:read"},
+}
+
+
+def manifest_scopes(path: Path = MANIFEST) -> frozenset[str]:
+    """The bot scopes ``manifest.yaml`` grants (what an installed app's token has)."""
+    manifest = yaml.safe_load(path.read_text())
+    return frozenset(manifest["oauth_config"]["scopes"]["bot"])
+
+
+@dataclass
+class Bucket:
+    """A token bucket: ``burst`` requests at once, refilled at ``per_minute``."""
+
+    per_minute: float
+    burst: float
+    tokens: float = -1.0
+    at: float = 0.0
+
+    def take(self, now: float) -> float:
+        """0 when a request may go now (and spend a token), else the seconds until it may."""
+        if self.tokens < 0:
+            self.tokens, self.at = self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.per_minute / 60)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) * 60 / self.per_minute
+
+
 @dataclass
 class Channel:
     id: str
     name: str
     member: bool = True  # is the bot in it?
-    is_im: bool = False
-    is_private: bool = False
+    kind: ChannelKind = "public"
+
+    @property
+    def is_im(self) -> bool:
+        return self.kind == "im"
+
+    @property
+    def is_private(self) -> bool:
+        return self.kind in ("private", "mpim")
+
+    @property
+    def channel_type(self) -> str:
+        """The ``channel_type`` of message events."""
+        return {"public": "channel", "private": "group", "im": "im", "mpim": "mpim"}[self.kind]
 
 
 @dataclass
@@ -99,8 +200,20 @@ def _section_texts(block: dict[str, Any]) -> list[str]:
     return texts
 
 
+def _block_text(block: dict[str, Any]) -> int:
+    """Characters of text a block carries (section text and fields, context and button texts)."""
+    total = sum(len(t) for t in _section_texts(block))
+    for element in block.get("elements") or []:
+        if isinstance(element, dict):
+            text = element.get("text")
+            total += len(text.get("text", "")) if isinstance(text, dict) else len(str(text or ""))
+    return total
+
+
 def blocks_error(blocks: Any) -> str | None:
-    """What real Slack says about ``blocks`` (None: acceptable)."""
+    """What real Slack says about ``blocks`` (None: acceptable): each block must parse and validate
+    with slack_sdk's Block Kit models, ≤ 50 blocks, button values ≤ 2000 characters, and the total
+    block text within ``MAX_BLOCK_TEXT``."""
     if blocks is None:
         return None
     if isinstance(blocks, str):
@@ -113,14 +226,19 @@ def blocks_error(blocks: Any) -> str | None:
     for block in blocks:
         if not isinstance(block, dict) or "type" not in block:
             return "invalid_blocks"
-        if block["type"] == "section" and any(len(t) > 3000 for t in _section_texts(block)):
-            return "invalid_blocks"
-        if block["type"] == "header" and len(block.get("text", {}).get("text", "")) > 150:
+        try:
+            parsed = Block.parse(block)
+            if parsed is None:
+                return "invalid_blocks"
+            parsed.validate_json()
+        except (SlackObjectFormationError, KeyError, TypeError, ValueError):
             return "invalid_blocks"
         if block["type"] == "actions":
             for element in block.get("elements", []):
                 if len(str(element.get("value", ""))) > 2000:
                     return "invalid_blocks"
+    if sum(_block_text(b) for b in blocks) > MAX_BLOCK_TEXT:
+        return "msg_blocks_too_long"
     return None
 
 
@@ -137,9 +255,13 @@ class SlackStandIn:
         bot_user_id: str = "UBOT111",
         bot_id: str = "BBOT111",
         app_id: str = "A111",
+        scopes: frozenset[str] | None = None,
     ) -> None:
         self.bot_token, self.app_token, self.signing_secret, self.app_id = bot_token, app_token, signing_secret, app_id
         self.state = SlackState(team_id=team_id, bot_user_id=bot_user_id, bot_id=bot_id)
+        self.scopes = manifest_scopes() if scopes is None else scopes
+        self._buckets: dict[tuple[str, str], Bucket] = {}
+        self._limits: dict[str, tuple[float, float]] = {}  # method -> (per_minute, burst) overrides
         self.faults = FaultQueue()
         self.requests: list[Recorded] = []
         self.api_calls: list[ApiCall] = []
@@ -192,15 +314,62 @@ class SlackStandIn:
         app.on_startup.append(remember_loop)
         return app
 
+    # --- rate limits -------------------------------------------------------------------------
+    def limit(self, method: str, per_minute: float, burst: float | None = None) -> None:
+        """Override a method's budget (``chat.postMessage``: per channel). Lower it to provoke 429s,
+        raise it where a test measures the bot's own concurrency rather than Slack's limits."""
+        with self._lock:
+            self._limits[method] = (per_minute, per_minute if burst is None else burst)
+            self._buckets = {k: v for k, v in self._buckets.items() if k[0] != method}
+
+    def reset_limits(self) -> None:
+        with self._lock:
+            self._limits.clear()
+            self._buckets.clear()
+
+    def _bucket(self, method: str, key: str, per_minute: float, burst: float) -> Bucket:
+        per_minute, burst = self._limits.get(method, (per_minute, burst))
+        return self._buckets.setdefault((method, key), Bucket(per_minute, burst))
+
+    def _retry_after(self, method: str, args: dict[str, Any]) -> float:
+        """0 when the call is within Slack's budget (and spends it), else seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            if method == "chat.postMessage":
+                channel = str(args.get("channel", ""))
+                per_channel = self._bucket(method, channel, POST_PER_CHANNEL_PER_S * 60, POST_CHANNEL_BURST)
+                workspace = self._bucket(method + "#workspace", "", POST_PER_WORKSPACE_PER_MIN, POST_PER_WORKSPACE_PER_MIN)
+                wait = per_channel.take(now)
+                if wait:
+                    return wait
+                wait = workspace.take(now)
+                if wait:
+                    per_channel.tokens += 1  # not spent after all
+                return wait
+            tier = METHOD_TIERS.get(method)
+            if tier is None:
+                return 0.0
+            return self._bucket(method, "", TIERS[tier], TIERS[tier]).take(now)
+
+    def _scope_error(self, method: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        needed = METHOD_SCOPES.get(method)
+        if isinstance(needed, dict):
+            channel = self.state.channels.get(str(args.get("channel", "")))
+            if channel is None:
+                return None  # channel_not_found comes from the method
+            needed = needed[channel.kind]
+        if needed is None or needed in self.scopes:
+            return None
+        return {"ok": False, "error": "missing_scope", "needed": needed, "provided": ",".join(sorted(self.scopes))}
+
     # --- workspace setup -------------------------------------------------------------------
-    def add_channel(self, channel_id: str, name: str = "", *, member: bool = True) -> Channel:
-        channel = Channel(
-            id=channel_id,
-            name=name or channel_id.lower(),
-            member=member,
-            is_im=channel_id.startswith("D"),
-            is_private=channel_id.startswith("G"),
-        )
+    def add_channel(
+        self, channel_id: str, name: str = "", *, member: bool = True, kind: ChannelKind | None = None
+    ) -> Channel:
+        """A conversation; its kind follows the id (D: DM, G: private) unless given (``mpim``)."""
+        if kind is None:
+            kind = "im" if channel_id.startswith("D") else "private" if channel_id.startswith("G") else "public"
+        channel = Channel(id=channel_id, name=name or channel_id.lower(), member=member, kind=kind)
         with self._lock:
             self.state.channels[channel_id] = channel
             self.state.messages.setdefault(channel_id, [])
@@ -223,8 +392,11 @@ class SlackStandIn:
         title: str | None = None,
         always_html: bool = False,
         file_id: str | None = None,
+        external: bool = False,
     ) -> dict[str, Any]:
-        """Store an uploaded file; return the Slack file object (as in events and files.info)."""
+        """Store an uploaded file; return the Slack file object (as in events and files.info).
+
+        ``external``: a Google Drive file (``is_external``, ``mode: external``, no download URL)."""
         file_id = file_id or "F" + uuid.uuid4().hex[:10].upper()
         team = self.state.team_id
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else "binary"
@@ -258,9 +430,24 @@ class SlackStandIn:
             "ims": [],
             "shares": {},
         }
+        if external:
+            meta |= {
+                "mode": "external",
+                "is_external": True,
+                "external_type": "gdrive",
+                "external_id": "1aBcD" + file_id,
+                "external_url": f"https://drive.google.com/file/d/1aBcD{file_id}/view",
+                "url_private": f"https://drive.google.com/file/d/1aBcD{file_id}/view",
+            }
+            meta.pop("url_private_download")
         with self._lock:
             self.state.files[file_id] = StoredFile(meta, content, always_html)
         return dict(meta)
+
+    def delete_file(self, file_id: str) -> None:
+        """The uploader deleted the file: files.info answers ``file_not_found`` from now on."""
+        with self._lock:
+            self.state.files.pop(file_id, None)
 
     # --- what a user does (stored so conversations.replies sees it) ------------------------
     def user_message(
@@ -275,7 +462,10 @@ class SlackStandIn:
         ts = self.next_ts()
         message: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": ts, "team": self.state.team_id}
         if thread_ts:
+            with self._lock:
+                parent = self._find(channel, thread_ts) or {}
             message["thread_ts"] = thread_ts
+            message["parent_user_id"] = parent.get("user", "")
         if files:
             message["files"] = files
             message["upload"] = False
@@ -284,7 +474,7 @@ class SlackStandIn:
                 for f in files:
                     stored = self.state.files[f["id"]]
                     channel_obj = self.state.channels[channel]
-                    kind = "private" if channel_obj.is_private or channel_obj.is_im else "public"
+                    kind = "public" if channel_obj.kind == "public" else "private"
                     share = {
                         "ts": ts,
                         "channel_name": channel_obj.name,
@@ -295,8 +485,10 @@ class SlackStandIn:
                     }
                     if thread_ts:
                         share["thread_ts"] = thread_ts
-                    stored.meta["shares"].setdefault(kind, {})[channel] = [share]
-                    stored.meta["channels" if kind == "public" else "groups"].append(channel)
+                    stored.meta["shares"].setdefault(kind, {}).setdefault(channel, []).insert(0, share)  # newest first
+                    listed = {"public": "channels", "private": "groups", "im": "ims", "mpim": "groups"}[channel_obj.kind]
+                    if channel not in stored.meta[listed]:
+                        stored.meta[listed].append(channel)
         self._store(channel, message)
         return message
 
@@ -365,16 +557,20 @@ class SlackStandIn:
             body: dict[str, Any] = {"ok": False, "error": "not_authed"}
         elif token != expected:
             body = {"ok": False, "error": "invalid_auth"}
+        elif (handler := getattr(self, "_m_" + method.replace(".", "_"), None)) is None:
+            body = {"ok": False, "error": "unknown_method"}
+        elif scope_error := self._scope_error(method, args):
+            body = scope_error
+        elif wait := self._retry_after(method, args):
+            body = {"ok": False, "error": "ratelimited"}
+            with self._lock:
+                self.api_calls.append(ApiCall(method, args, body))
+            return web.json_response(body, status=429, headers={"Retry-After": str(max(1, math.ceil(wait)))})
         else:
-            handler = getattr(self, "_m_" + method.replace(".", "_"), None)
-            body = handler(args) if handler else {"ok": False, "error": "unknown_method"}
+            body = handler(args)
         with self._lock:
             self.api_calls.append(ApiCall(method, args, body))
-        headers = {
-            "x-oauth-scopes": "app_mentions:read,channels:history,chat:write,commands,files:read,groups:history,im:history,"
-            "reactions:write"
-        }
-        return web.json_response(body, headers=headers)
+        return web.json_response(body, headers={"x-oauth-scopes": ",".join(sorted(self.scopes))})
 
     def _channel_error(self, channel_id: str, *, need_member: bool = True) -> dict[str, Any] | None:
         channel = self.state.channels.get(channel_id)
@@ -421,13 +617,19 @@ class SlackStandIn:
             error, blocks = self._message_fields(args)
             if error:
                 return {"ok": False, "error": error}
-            message: dict[str, Any] = {
+            message: dict[str, Any] = {  # a bot token's post: bot_id + user, no subtype
                 "type": "message",
-                "subtype": "bot_message",
                 "user": self.state.bot_user_id,
                 "bot_id": self.state.bot_id,
                 "app_id": self.app_id,
                 "team": self.state.team_id,
+                "bot_profile": {
+                    "id": self.state.bot_id,
+                    "app_id": self.app_id,
+                    "name": "citebot",
+                    "deleted": False,
+                    "team_id": self.state.team_id,
+                },
                 "text": args.get("text") or "",
                 "ts": self.next_ts(),
             }
@@ -521,24 +723,52 @@ class SlackStandIn:
                 for m in self.state.messages[channel]
                 if m["ts"] == root or m.get("thread_ts") == root
             ]
-            return {"ok": True, "messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
+            return self._page(messages, args, default_limit=1000)
+
+    def _m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel", "")
+        with self._lock:
+            if error := self._channel_error(channel):
+                return error
+            top = [
+                {k: v for k, v in m.items() if k != "updates"}
+                for m in reversed(self.state.messages[channel])
+                if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"
+            ]
+            return self._page(top, args, default_limit=100)
+
+    @staticmethod
+    def _page(items: list[dict[str, Any]], args: dict[str, Any], *, default_limit: int) -> dict[str, Any]:
+        """Slack's cursor pagination: ``limit`` (at most 1000) items from the cursor's offset."""
+        try:
+            limit = int(args.get("limit") or default_limit)
+            start = int(base64.b64decode(args["cursor"]).decode().removeprefix("offset:")) if args.get("cursor") else 0
+        except ValueError:
+            return {"ok": False, "error": "invalid_cursor" if args.get("cursor") else "invalid_limit"}
+        limit = max(1, min(limit, 1000))
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
+        return {"ok": True, "messages": page, "has_more": more, "response_metadata": {"next_cursor": cursor}}
 
     def _m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             channel = self.state.channels.get(args.get("channel", ""))
-            if channel is None:
+            # A private conversation (or DM) the bot is not in is invisible to it.
+            if channel is None or (channel.kind != "public" and not channel.member):
                 return {"ok": False, "error": "channel_not_found"}
-            return {
-                "ok": True,
-                "channel": {
-                    "id": channel.id,
-                    "name": channel.name,
-                    "is_member": channel.member,
-                    "is_im": channel.is_im,
-                    "is_private": channel.is_private,
-                    "is_channel": not (channel.is_im or channel.is_private),
-                },
+            info: dict[str, Any] = {
+                "id": channel.id,
+                "name": channel.name,
+                "is_im": channel.is_im,
+                "is_mpim": channel.kind == "mpim",
+                "is_private": channel.is_private,
+                "is_channel": channel.kind == "public",
+                "is_group": channel.kind == "private",
             }
+            if not channel.is_im:  # DMs carry no is_member
+                info["is_member"] = channel.member
+            return {"ok": True, "channel": info}
 
     def _m_files_info(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -706,11 +936,40 @@ class SlackStandIn:
 
     def message_event(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
         """The ``message`` event for a stored message (channel_type from the channel id)."""
-        channel_obj = self.state.channels[channel]
-        channel_type = "im" if channel_obj.is_im else "group" if channel_obj.is_private else "channel"
         event = {k: v for k, v in message.items() if k != "updates"}
-        event |= {"channel": channel, "event_ts": message["ts"], "channel_type": channel_type}
+        event |= {"channel": channel, "event_ts": message["ts"], "channel_type": self.state.channels[channel].channel_type}
         return self.event_callback(event)
+
+    def document_mention_event(self, channel: str, user: str = "U111") -> dict[str, Any]:
+        """``app_mention`` with ``subtype: document_mention``: the bot was mentioned in a canvas
+        (the payload of Slack's documentation, with this workspace's ids)."""
+        bot = self.state.bot_user_id
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        ts = self.next_ts()
+        return self.event_callback(
+            {
+                "user": user,
+                "subtype": "document_mention",
+                "document_mention": {
+                    "file_id": file_id,
+                    "section_id": "temp:C:GQL71204e5bd23942c79f0a22a51",
+                    "mentioning_user_ids": [user],
+                },
+                "type": "app_mention",
+                "ts": ts,
+                "text": f"<@{bot}> was mentioned in a canvas",
+                "team": self.state.team_id,
+                "blocks": [
+                    {
+                        "type": "section",
+                        "block_id": "gcn3v",
+                        "text": {"type": "mrkdwn", "text": f"&gt;&gt;&gt;Hey <@{bot}>", "verbatim": False},
+                    }
+                ],
+                "channel": channel,
+                "event_ts": ts,
+            }
+        )
 
     def app_mention_event(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
         event = {k: v for k, v in message.items() if k not in ("updates", "subtype", "upload")}
