@@ -1,22 +1,31 @@
 """Answer a question in a Slack thread: placeholder → streamed partial text → final Block Kit answer.
 
-Used by /ask and by mentions; this is where a question becomes ``Citebot.ask`` (in a worker thread).
+Used by /ask and by mentions; ``answer_in_thread`` is where a question becomes ``Citebot.ask`` (in a
+worker thread). ``read_thread`` pages through a thread with cursors, keeping its newest messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-import shlex
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from bot.deps import Deps, log
+from bot.incoming import Incoming, plain_text
+from bot.pacing import PartialBudget
 from citebot.domain import Mode, Scope
 from citebot.errors import CitebotError
+
+THREAD_PAGE = 200  # conversations.replies page size (Slack recommends ≤ 200)
+THREAD_KEPT = 200  # newest messages of a thread kept as history material
+HISTORY_TURNS = 12
 
 
 class UsageError(ValueError):
@@ -31,58 +40,76 @@ class AskOptions:
     mode: Mode = "answer"
 
 
+_FLAG = re.compile(r"(?:--|—)([A-Za-z][\w-]*)(?:=(\S*))?(?:\s+|$)")
+
+
 def parse_ask(text: str) -> AskOptions:
-    """``[--top-k N] [--alpha X] [--summary] question`` (options anywhere; quotes allowed)."""
-    try:
-        words = shlex.split(text)
-    except ValueError:
-        words = text.split()
+    """``/ask [--top-k N] [--alpha X] [--summary] question``: options are the leading ``--flags``
+    only; the question after them is kept verbatim (quotes, apostrophes, later ``--words``)."""
+    rest = text.strip()
     top_k: int | None = None
     alpha: float | None = None
     mode: Mode = "answer"
-    rest: list[str] = []
-    i = 0
-    while i < len(words):
-        word = words[i]
-        name, _, inline = word.partition("=")
+    while match := _FLAG.match(rest):
+        name, inline = "--" + match.group(1), match.group(2)
+        rest = rest[match.end() :]
         if name in ("--top-k", "--alpha"):
-            value = inline or (words[i + 1] if i + 1 < len(words) else "")
-            i += 1 if inline else 2
+            if inline is None:
+                inline, _, rest = rest.partition(" ")
+                rest = rest.lstrip()
             try:
                 if name == "--top-k":
-                    top_k = int(value)
+                    top_k = int(inline)
                     if not 1 <= top_k <= 50:
                         raise ValueError
                 else:
-                    alpha = float(value)
+                    alpha = float(inline)
                     if not 0.0 <= alpha <= 1.0:
                         raise ValueError
             except ValueError:
                 wanted = "a whole number from 1 to 50" if name == "--top-k" else "a number from 0 to 1"
                 raise UsageError(f"`{name}` needs {wanted}.\n{messages.ASK_USAGE}") from None
-            continue
-        if word == "--summary":
+        elif name == "--summary" and inline is None:
             mode = "summary"
-        elif word.startswith("--") and len(word) > 2:
-            raise UsageError(f"Unknown option `{word}`.\n{messages.ASK_USAGE}")
         else:
-            rest.append(word)
-        i += 1
-    question = " ".join(rest).strip()
+            raise UsageError(f"Unknown option `{messages.neutralise(match.group(0).strip())}`.\n{messages.ASK_USAGE}")
+    question = rest.strip()
     if not question and mode == "answer":
         raise UsageError(messages.ASK_USAGE)
     return AskOptions(question=question or "Summarise the documents in this channel.", top_k=top_k, alpha=alpha, mode=mode)
 
 
-class ThrottledUpdater:
-    """Bridge ``on_partial`` (called in the worker thread) to ``chat.update`` at most once per interval."""
+def _retry_after(error: SlackApiError) -> float:
+    headers = getattr(error.response, "headers", None) or {}
+    value = headers.get("retry-after") or headers.get("Retry-After") or 1
+    try:
+        return float(value[0] if isinstance(value, list) else value)
+    except (TypeError, ValueError):
+        return 1.0
 
-    def __init__(self, client: AsyncWebClient, channel: str, ts: str, interval_s: float) -> None:
+
+class ThrottledUpdater:
+    """Bridge ``on_partial`` (called in the worker thread) to ``chat.update``: at most one partial per
+    interval per answer, within the workspace's shared ``budget``, skipped (not queued) while Slack
+    rate-limits. ``close`` never waits for a backoff: only for a partial already on the wire, so it
+    cannot land after (and overwrite) the final answer."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        ts: str,
+        interval_s: float,
+        budget: PartialBudget | None = None,
+        workspace: str = "",
+    ) -> None:
         self._client, self._channel, self._ts, self._interval = client, channel, ts, interval_s
+        self._budget, self._workspace = budget, workspace
         self._loop = asyncio.get_running_loop()
         self._latest: str | None = None
         self._wake = asyncio.Event()
         self._done = False
+        self._sending = False
         self._task = asyncio.create_task(self._pump())
 
     def push(self, text_so_far: str) -> None:
@@ -99,17 +126,35 @@ class ThrottledUpdater:
                 return
             text = self._latest
             if text and text != sent:
-                sent = text
-                try:
-                    await self._client.chat_update(channel=self._channel, ts=self._ts, text=messages.partial_text(text))
-                except Exception as error:  # a lost partial update is harmless; the final one matters
-                    log.warning("partial update failed: %s", error)
+                if self._budget is not None and not self._budget.take(self._workspace):
+                    self._wake.set()  # try the newest text again after the interval
+                else:
+                    sent = text
+                    await self._send(text)
+                    if self._done:
+                        return
             await asyncio.sleep(self._interval)
+
+    async def _send(self, text: str) -> None:
+        self._sending = True
+        try:
+            await self._client.chat_update(channel=self._channel, ts=self._ts, text=messages.partial_text(text))
+        except SlackApiError as error:  # a lost partial update is harmless; the final one matters
+            if error.response.status_code == 429 and self._budget is not None:
+                self._budget.rate_limited(self._workspace, _retry_after(error))
+            log.info("partial update skipped: %s", error.response.get("error"))
+        except Exception as error:
+            log.warning("partial update failed: %s", error)
+        finally:
+            self._sending = False
 
     async def close(self) -> None:
         self._done = True
         self._wake.set()
-        await self._task
+        if not self._sending:
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 async def answer_in_thread(
@@ -122,14 +167,16 @@ async def answer_in_thread(
     options: AskOptions,
     history: list[tuple[str, str]] | None = None,
 ) -> None:
-    """Post "Thinking…" in the thread, stream the answer into it, finish with blocks and 👍/👎.
-
-    Failures replace the placeholder with the specific (or a generic) error message.
-    """
+    """Post "Thinking…" in the thread, stream the answer into it, finish with blocks and 👍/👎 (and
+    the sources that did not fit in a follow-up). Failures replace the placeholder with the
+    specific (or a generic) error message."""
     placeholder = await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=messages.THINKING)
     ts = placeholder["ts"]
     deps.answered_threads.add((channel, thread_ts))
-    updater = ThrottledUpdater(client, channel, ts, deps.stream_interval_s)
+    deps.unrelated_threads.discard((channel, thread_ts))
+    updater = ThrottledUpdater(
+        deps.partial_client, channel, ts, deps.stream_interval_s, budget=deps.partials, workspace=scope.workspace
+    )
     try:
         answer = await asyncio.to_thread(
             deps.citebot.ask,
@@ -143,11 +190,9 @@ async def answer_in_thread(
         )
     except CitebotError as error:
         await updater.close()
+        text = messages.error_text(str(error))
         await client.chat_update(
-            channel=channel,
-            ts=ts,
-            text=messages.error_text(str(error)),
-            blocks=[messages.section(messages.error_text(str(error)), f"{messages.ANSWER_BLOCK}-0")],
+            channel=channel, ts=ts, text=text, blocks=[messages.section(text, f"{messages.ANSWER_BLOCK}-0")]
         )
         return
     except Exception:
@@ -156,17 +201,49 @@ async def answer_in_thread(
         await client.chat_update(channel=channel, ts=ts, text=messages.GENERIC_ERROR, blocks=[])
         return
     await updater.close()
-    await client.chat_update(
-        channel=channel,
-        ts=ts,
-        text=messages.answer_fallback(answer),
-        blocks=messages.answer_blocks(answer, answer_key=f"{channel}:{ts}"),
-    )
+    blocks, more = messages.answer_layout(answer, answer_key=f"{channel}:{ts}")
+    fallback = messages.answer_fallback(answer)
+    try:
+        await client.chat_update(channel=channel, ts=ts, text=fallback, blocks=blocks)
+    except SlackApiError as error:
+        if error.response.get("error") not in ("msg_blocks_too_long", "invalid_blocks", "msg_too_long"):
+            raise
+        log.warning("Slack refused the answer's blocks (%s); sending it as text", error.response.get("error"))
+        await client.chat_update(channel=channel, ts=ts, text=fallback, blocks=[])
+        return
+    for extra in more:
+        await deps.pacer.wait(channel)
+        await client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=messages.more_sources_text(extra), blocks=extra
+        )
 
 
-def strip_mentions(text: str) -> str:
-    """The text without any ``<@U…>`` mention tokens."""
-    return re.sub(r"<@[A-Z0-9]+(\|[^>]*)?>", "", text or "").strip()
+@dataclass(frozen=True)
+class Thread:
+    """A thread as the bot needs it: its newest messages, and whether the bot has answered in it."""
+
+    messages: list[dict[str, Any]]
+    bot_answered: bool
+
+
+async def read_thread(client: AsyncWebClient, channel: str, thread_ts: str, *, bot_user_id: str, bot_id: str) -> Thread:
+    """conversations.replies, every page (Slack returns the oldest first), keeping the newest
+    ``THREAD_KEPT`` messages so that history is the latest turns of a long thread."""
+    kept: deque[dict[str, Any]] = deque(maxlen=THREAD_KEPT)
+    answered = False
+    cursor: str | None = None
+    while True:
+        page = await client.conversations_replies(channel=channel, ts=thread_ts, limit=THREAD_PAGE, cursor=cursor)
+        for m in page.get("messages") or []:
+            kept.append(m)
+            answered = answered or (_from_bot(m, bot_user_id, bot_id) and messages.is_answer_message(m))
+        cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+        if not page.get("has_more") or not cursor:
+            return Thread(list(kept), answered)
+
+
+def _from_bot(m: dict[str, Any], bot_user_id: str, bot_id: str) -> bool:
+    return (bool(bot_id) and m.get("bot_id") == bot_id) or (bool(bot_user_id) and m.get("user") == bot_user_id)
 
 
 def thread_history(
@@ -175,7 +252,7 @@ def thread_history(
     bot_user_id: str,
     bot_id: str,
     before_ts: str,
-    limit: int = 12,
+    limit: int = HISTORY_TURNS,
 ) -> list[tuple[str, str]]:
     """(role, text) pairs of a thread before ``before_ts``: the bot's answers as assistant turns,
     its "<@U> asked: …" posts and people's messages as user turns; placeholders skipped."""
@@ -184,11 +261,43 @@ def thread_history(
         if m.get("ts") == before_ts or float(m.get("ts", 0)) > float(before_ts):
             continue
         text = m.get("text") or ""
-        from_bot = m.get("bot_id") == bot_id or m.get("user") == bot_user_id
+        from_bot = _from_bot(m, bot_user_id, bot_id)
         if from_bot and messages.is_question_message(m):
-            turns.append(("user", text.split("asked:", 1)[-1].strip()))
+            turns.append(("user", plain_text(text.split("asked:", 1)[-1])))
         elif from_bot and messages.is_answer_message(m) and text != messages.THINKING:
             turns.append(("assistant", text))
-        elif not from_bot and not m.get("bot_id") and strip_mentions(text):
-            turns.append(("user", strip_mentions(text)))
+        elif not from_bot and not m.get("bot_id") and m.get("subtype") in (None, "thread_broadcast") and plain_text(text):
+            turns.append(("user", plain_text(text)))
     return turns[-limit:]
+
+
+async def answer_message(deps: Deps, client: AsyncWebClient, message: Incoming, thread: Thread | None) -> None:
+    """Answer the question in a message (mention, DM, follow-up) in its thread, with the thread's
+    earlier turns as history."""
+    if not message.text:
+        hint = "Ask me a question after the mention, e.g. `@citebot What optimizer was used?`"
+        await client.chat_postMessage(channel=message.channel, thread_ts=message.reply_thread, text=hint)
+        return
+    history = (
+        thread_history(thread.messages, bot_user_id=message.bot_user_id, bot_id=message.bot_id, before_ts=message.ts)
+        if thread is not None
+        else []
+    )
+    await answer_in_thread(
+        deps,
+        client,
+        scope=message.scope,
+        channel=message.channel,
+        thread_ts=message.reply_thread,
+        options=AskOptions(question=message.text),
+        history=history,
+    )
+
+
+async def read_thread_of(client: AsyncWebClient, message: Incoming) -> Thread | None:
+    """The thread a message was posted in (None for a top-level message)."""
+    if message.thread_ts is None:
+        return None
+    return await read_thread(
+        client, message.channel, message.thread_ts, bot_user_id=message.bot_user_id, bot_id=message.bot_id
+    )

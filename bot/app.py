@@ -4,6 +4,7 @@ HTTP-mode signature checks, bot filtering, and every feature's listeners."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -20,16 +21,17 @@ from citebot.settings import Settings
 from dataflows.app import Citebot
 
 
-def make_client(settings: Settings) -> AsyncWebClient:
-    """The one Web API client: honours Retry-After on 429 and retries dropped connections."""
+def make_client(settings: Settings, *, wait_on_429: bool = True) -> AsyncWebClient:
+    """A Web API client that retries dropped connections and (``wait_on_429``) honours Retry-After
+    on 429. Without it a 429 raises at once (streaming partials, which are skipped instead)."""
+    handlers: list[Any] = [AsyncConnectionErrorRetryHandler(max_retry_count=2)]
+    if wait_on_429:
+        handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     return AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
-        timeout=30,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-        ],
+        timeout=30 if wait_on_429 else 10,
+        retry_handlers=handlers,
     )
 
 
@@ -47,6 +49,11 @@ def build_app(settings: Settings, citebot: Citebot, *, clock: Clock | None = Non
         process_before_response=False,  # ack first, work afterwards
     )
     app.use(IgnoreBots())
-    deps = Deps(settings=settings, citebot=citebot, claims=Claims(citebot.claim_event))
+    deps = Deps(
+        settings=settings,
+        citebot=citebot,
+        claims=Claims(citebot.claim_event),
+        partial_client=make_client(settings, wait_on_429=False),
+    )
     register_all(app, deps)
     return app, deps

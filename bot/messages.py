@@ -2,8 +2,10 @@
 
 Everything that did not come from the bot itself (document titles and excerpts, model answers,
 user questions) goes through ``neutralise`` so it can never ping ``@channel``/``@here``/a user or
-smuggle a link; and every message respects Slack's limits (section text ≤ 3000 characters,
-≤ 50 blocks) with a visible note when something had to be cut.
+hide a link's target (a link from such text is shown as ``label (URL)``); and every message
+respects Slack's limits (section text ≤ 3000 characters, ≤ 50 blocks, ≤ ``MAX_TOTAL_TEXT`` of block
+text in all, button values ≤ 2000) with a visible note, or a follow-up message, when something had
+to be cut or moved.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ Block = dict[str, Any]
 
 MAX_SECTION = 3000
 MAX_BLOCKS = 50
+# Slack refuses a message whose blocks carry more than ~12-13k characters of text in all
+# (msg_blocks_too_long), well below 50 × 3000; sources beyond this go to a follow-up message.
+MAX_TOTAL_TEXT = 11_000
+MAX_BUTTON_VALUE = 2000
 MAX_FALLBACK = 3000
 EXCERPT_CHARS = 280
 DOCS_PER_PAGE = 20
@@ -55,7 +61,12 @@ def _plain_token(inner: str) -> str:
     if target.startswith("!"):
         name = label or target[1:].split("^")[0]
         return "@" + name.lstrip("@")
-    return label or target  # a link: keep the visible text only
+    return shown_link(target, label)
+
+
+def shown_link(url: str, label: str) -> str:
+    """A link from untrusted text, written out so its target is visible: ``label (url)``."""
+    return url if label in ("", url, url.split("://", 1)[-1]) else f"{label} ({url})"
 
 
 def neutralise(text: str) -> str:
@@ -88,8 +99,8 @@ _BOLD_MARK = "\x01"
 def _convert_prose(text: str) -> str:
     links: list[str] = []
 
-    def keep_link(m: re.Match[str]) -> str:
-        links.append(slack_link(m.group(2).replace("&amp;", "&").replace("&", "&amp;"), m.group(1)))
+    def keep_link(m: re.Match[str]) -> str:  # shown with its target: the label may not hide it
+        links.append(shown_link(m.group(2), m.group(1)))
         return f"\x02{len(links) - 1}\x02"
 
     text = _MD_LINK.sub(keep_link, text)
@@ -103,7 +114,8 @@ def _convert_prose(text: str) -> str:
 
 
 def to_mrkdwn(markdown: str) -> str:
-    """Model markdown → Slack mrkdwn (bold, italics, links, headings, bullets), neutralised.
+    """Model markdown → Slack mrkdwn (bold, italics, headings, bullets; links as ``label (url)``),
+    neutralised.
 
     Code spans and fences are kept verbatim (but still neutralised).
     """
@@ -164,8 +176,19 @@ def _citation_block(c: Citation) -> Block:
     return section(body)
 
 
+def feedback_value(answer_key: str, question: str) -> str:
+    """The button value: the answer's key and the question, within Slack's 2000 characters once
+    JSON-escaped (quotes, backslashes and control characters grow)."""
+    question = truncate(question, 1200)
+    while True:
+        value = json.dumps({"k": answer_key, "q": question}, ensure_ascii=False)
+        if len(value) <= MAX_BUTTON_VALUE:
+            return value
+        question = truncate(question, max(0, len(question) - (len(value) - MAX_BUTTON_VALUE) - 1))
+
+
 def feedback_block(answer_key: str, question: str) -> Block:
-    value = json.dumps({"k": answer_key, "q": truncate(question, 1200)}, ensure_ascii=False)
+    value = feedback_value(answer_key, question)
     return {
         "type": "actions",
         "block_id": "citebot-feedback",
@@ -186,19 +209,69 @@ def feedback_block(answer_key: str, question: str) -> Block:
     }
 
 
-def answer_blocks(answer: Answer, answer_key: str) -> list[Block]:
-    """The final answer message: answer text, then Sources, then 👍/👎 (≤ 50 blocks)."""
+def block_text(blocks: list[Block]) -> int:
+    """Characters of text in ``blocks``, as Slack counts them against its total."""
+    total = 0
+    for b in blocks:
+        total += len((b.get("text") or {}).get("text", ""))
+        total += sum(
+            len((e.get("text") or {}).get("text", "")) if isinstance(e.get("text"), dict) else len(e.get("text") or "")
+            for e in b.get("elements") or []
+        )
+    return total
+
+
+def _fit_text(blocks: list[Block], room: int, what: str) -> list[Block]:
+    """The leading ``blocks`` whose text fits in ``room`` characters, with a note when some are cut."""
+    kept: list[Block] = []
+    for i, b in enumerate(blocks):
+        if block_text(kept) + block_text([b]) > room - 120:
+            return kept + [context(f"_… {len(blocks) - i} more {what} not shown (too long for one Slack message)._")]
+        kept.append(b)
+    return kept
+
+
+def answer_layout(answer: Answer, answer_key: str) -> tuple[list[Block], list[list[Block]]]:
+    """The answer message (answer text, Sources, 👍/👎) and the follow-up messages holding the
+    sources that did not fit in it, each within Slack's block count and total text limits."""
     text_blocks = [section(piece, f"{ANSWER_BLOCK}-{i}") for i, piece in enumerate(split_text(to_mrkdwn(answer.text)))]
     if not text_blocks:
         text_blocks = [section("_(empty answer)_", f"{ANSWER_BLOCK}-0")]
     tail = [feedback_block(answer_key, answer.question)]
     if not answer.grounded or not answer.citations:
-        return fit_blocks(text_blocks, tail, "parts of the answer")
+        return _fit_text(
+            fit_blocks(text_blocks, [], "parts of the answer", MAX_BLOCKS - 1), MAX_TOTAL_TEXT, "parts"
+        ) + tail, []
     # The answer may take most of the message, but a few sources always fit.
     head = fit_blocks(text_blocks, [], "parts of the answer", limit=MAX_BLOCKS - 8)
+    head = _fit_text(head, MAX_TOTAL_TEXT - 4 * (EXCERPT_CHARS + 200), "parts of the answer")
     head += [{"type": "divider"}, section("*Sources*")]
     sources = [_citation_block(c) for c in answer.citations]
-    return head + fit_blocks(sources, tail, "sources", limit=MAX_BLOCKS - len(head))
+    pages: list[list[Block]] = []
+    room_blocks, room_text = MAX_BLOCKS - len(head) - len(tail) - 1, MAX_TOTAL_TEXT - block_text(head + tail) - 120
+    while sources:
+        page: list[Block] = []
+        while sources and len(page) < room_blocks and block_text(page + sources[:1]) <= room_text:
+            page.append(sources.pop(0))
+        if not page:  # a single source too long for the room left: give it its own message
+            page.append(sources.pop(0))
+        pages.append(page)
+        room_blocks, room_text = MAX_BLOCKS - 2, MAX_TOTAL_TEXT - 120
+    first = head + pages[0]
+    if len(pages) > 1:
+        moved = sum(len(p) for p in pages[1:])
+        first.append(context(f"_{moved} more sources in the next message._"))
+    rest = [[section("*More sources*")] + page for page in pages[1:]]
+    return first + tail, rest
+
+
+def answer_blocks(answer: Answer, answer_key: str) -> list[Block]:
+    """The final answer message: answer text, then Sources, then 👍/👎 (within Slack's limits)."""
+    return answer_layout(answer, answer_key)[0]
+
+
+def more_sources_text(blocks: list[Block]) -> str:
+    return truncate("More sources: " + "; ".join(b["text"]["text"].split("\n", 1)[0] for b in blocks[1:]), MAX_FALLBACK)
 
 
 def answer_fallback(answer: Answer) -> str:
@@ -228,11 +301,13 @@ def is_question_message(message: dict[str, Any]) -> bool:
 
 
 # --- ingestion ----------------------------------------------------------------------------
-def ingest_text(result: IngestResult, filename: str = "") -> str:
+def ingest_text(result: IngestResult, filename: str = "", link: str = "") -> str:
+    """The reply to an ingest; ``link``: the file just shared (rather than the document's first
+    upload, which may be in a conversation the reader cannot see)."""
     doc = result.document
     title = neutralise(doc.title or filename or "Untitled")
-    if doc.link:
-        title = slack_link(doc.link, title)
+    if link or doc.link:
+        title = slack_link(link or doc.link, title)
     if result.already_present:
         head = f":white_check_mark: *{title}* is already indexed here ({doc.pages} pages, {doc.chunks} chunks)."
     else:
@@ -305,5 +380,20 @@ def forgot_text(doc: Document) -> str:
     return f":wastebasket: Removed *{neutralise(doc.title or doc.document_id)}* from this channel ({doc.chunks} chunks)."
 
 
-def not_in_channel_text() -> str:
+def cannot_post_text(*, in_dm: bool) -> str:
+    if in_dm:
+        return (
+            "I can't post in a direct message between other people. Ask me in a channel I'm in, "
+            "or in a DM with me (open citebot in the sidebar)."
+        )
     return "I'm not a member of this channel, so I can't post here. Invite me with `/invite @citebot` and try again."
+
+
+EXTERNAL_FILE = (
+    "{name} is stored outside Slack ({where}), so I can't download it. "
+    "Upload the PDF to Slack itself (drag it into this conversation) and I'll index it."
+)
+
+
+def external_file_text(name: str, where: str) -> str:
+    return EXTERNAL_FILE.format(name=neutralise(name), where=neutralise(where or "an external service"))

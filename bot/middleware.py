@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from logging import Logger
 
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
@@ -13,7 +14,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import Clock, SignatureVerifier
 
-IGNORED_BOT_SUBTYPES = {"bot_message", "bot_add", "bot_remove"}
+IGNORED_BOT_SUBTYPES = {"bot_message", "bot_add", "bot_remove"}  # legacy bots; app bots carry bot_id
 
 
 class SignatureCheck(AsyncRequestVerification):
@@ -41,6 +42,35 @@ class IgnoreBots(AsyncMiddleware):
         return await next()
 
 
+class Recent:
+    """A bounded set: remembers the ``size`` newest keys, each for at most ``ttl_s`` seconds."""
+
+    def __init__(self, size: int, ttl_s: float | None = None) -> None:
+        self._items: OrderedDict[Hashable, float] = OrderedDict()
+        self._size, self._ttl = size, ttl_s
+
+    def add(self, key: Hashable) -> None:
+        self._items[key] = time.monotonic()
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def discard(self, key: Hashable) -> None:
+        self._items.pop(key, None)
+
+    def __contains__(self, key: Hashable) -> bool:
+        added = self._items.get(key)
+        if added is None:
+            return False
+        if self._ttl is not None and time.monotonic() - added > self._ttl:
+            del self._items[key]
+            return False
+        return True
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class Claims:
     """First-delivery detection: an in-memory fast path in front of ``Citebot.claim_event``.
 
@@ -51,17 +81,14 @@ class Claims:
 
     def __init__(self, claim: Callable[[str], bool], remember: int = 20_000) -> None:
         self._claim = claim
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._remember = remember
+        self._seen = Recent(remember)
 
     async def first(self, key: str) -> bool:
         if key in self._seen:
             return False
-        self._seen[key] = None
-        if len(self._seen) > self._remember:
-            self._seen.popitem(last=False)
+        self._seen.add(key)
         try:
             return await asyncio.to_thread(self._claim, key)
         except BaseException:
-            self._seen.pop(key, None)  # let a retry try again
+            self._seen.discard(key)  # let a retry try again
             raise

@@ -14,10 +14,12 @@ from urllib.parse import urlparse
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import messages
 from citebot.downloads import fetch_pdf
 from citebot.errors import DownloadFailed, PdfTooLarge
 
 SLACK_FILE_HOST_SUFFIXES = (".slack.com", ".slack-edge.com", ".slack-gov.com")
+EXTERNAL_SERVICES = {"gdrive": "Google Drive", "dropbox": "Dropbox", "box": "Box", "onedrive": "OneDrive"}
 
 
 def is_pdf(file: dict[str, Any]) -> bool:
@@ -55,6 +57,8 @@ async def download_pdf(
     """The bytes of a Slack-hosted file, or a ``CitebotError`` saying why not (ingestion then
     checks that they are a PDF)."""
     name = file.get("name") or "the file"
+    if file.get("is_external"):
+        raise DownloadFailed(messages.external_file_text(name, EXTERNAL_SERVICES.get(file.get("external_type") or "", "")))
     url = file.get("url_private_download") or ""
     if not url or not _allowed(url, api_url):
         raise DownloadFailed(f"I can't download {name}: Slack did not give me a download link for it.")

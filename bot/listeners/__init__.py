@@ -1,5 +1,10 @@
-"""One module per feature; each has ``register(app, deps)`` and turns its Slack event into one
-``Citebot`` call (in a worker thread) and the result into a Slack message."""
+"""One module per feature; each has ``register(app, deps)`` and turns its Slack event (parsed once,
+``bot.incoming``) into one ``Citebot`` call in a worker thread, directly or through
+``bot.answering`` for questions; no listener imports another.
+
+Bolt runs the first listener whose event and matchers fit, so ``files`` (messages with files)
+registers before ``mentions``.
+"""
 
 from __future__ import annotations
 
@@ -16,3 +21,4 @@ def register_all(app: AsyncApp, deps: Deps) -> None:
     @app.event("message")
     async def ignore_other_messages() -> None:
         """Edits, deletions, joins…: acknowledged (so Slack does not retry) and ignored."""
+

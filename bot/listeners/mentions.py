@@ -1,46 +1,48 @@
-"""@mentions, DMs and follow-ups in answered threads → ``Citebot.ask`` (via ``answer_message``).
+"""@mentions, DMs and follow-ups in threads the bot answered → ``answer_message`` → ``Citebot.ask``.
 
-A mention arrives twice (``app_mention`` and ``message``); both claim the same (channel, ts) key,
-so the question is answered once.
+Decide first, read second. A message is for the bot when it mentions the bot or is in a DM with
+it (``Incoming.addressed``): claimed at once (a mention arrives twice, as ``app_mention`` and as
+``message``), then its thread is read for history. A thread reply without a mention is for the bot
+only when the bot answered in that thread: remembered when it did, else the thread is read once
+(failures logged, never posted: nobody asked the bot anything) and remembered either way. Canvas
+mentions (``document_mention``) and other subtypes are ignored.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.conversation import addressed_thread, answer_message
-from bot.deps import Deps, scope_for
-from bot.guard import never_silent
-from bot.listeners.files import handle_file_message
-
-ANSWERED_SUBTYPES = (None, "thread_broadcast")
-
-
-async def handle_message(deps: Deps, client: AsyncWebClient, context: AsyncBoltContext, event: dict[str, Any]) -> None:
-    if event.get("files"):
-        await handle_file_message(deps, client, context, event)
-        return
-    thread = await addressed_thread(deps, client, context, event)
-    if thread is None:
-        return
-    if not await deps.claims.first(f"msg:{scope_for(context, event['channel']).key}:{event['ts']}"):
-        return
-    await answer_message(deps, client, context, event, thread)
+from bot.answering import answer_message, read_thread_of
+from bot.deps import Deps, log
+from bot.guard import on_message
+from bot.incoming import Incoming
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    async def on_message(event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
-        thread_ts = event.get("thread_ts") or event["ts"]
-
-        async def report(text: str) -> None:
-            await client.chat_postMessage(channel=event["channel"], thread_ts=thread_ts, text=text)
-
-        async with never_silent(deps, report, f"message {event['channel']}/{event['ts']}"):
-            await handle_message(deps, client, context, event)
-
-    app.event("app_mention")(on_message)
-    app.event({"type": "message", "subtype": list(ANSWERED_SUBTYPES)})(on_message)
+    @on_message(
+        app,
+        deps,
+        "app_mention",
+        {"type": "message", "subtype": [None, "thread_broadcast"]},
+        report_if=lambda message: message.addressed,
+    )
+    async def on_question(message: Incoming, client: AsyncWebClient) -> None:
+        if not message.written_by_a_person:
+            log.info("ignoring %s in %s", message.subtype, message.channel)
+            return
+        if message.addressed or message.thread_key in deps.answered_threads:
+            if not await deps.claims.first(message.claim_key):
+                return
+            thread = await read_thread_of(client, message)
+        elif message.thread_ts is not None and message.thread_key not in deps.unrelated_threads:
+            thread = await read_thread_of(client, message)
+            if thread is None or not thread.bot_answered:
+                deps.unrelated_threads.add(message.thread_key)
+                return
+            deps.answered_threads.add(message.thread_key)
+            if not await deps.claims.first(message.claim_key):
+                return
+        else:
+            return
+        await answer_message(deps, client, message, thread)

@@ -26,12 +26,14 @@ def _citation(n: int, excerpt: str = "We used the Adam optimizer.", title: str =
         ("# Heading\nbody", "*Heading*\nbody"),
         (
             "see [the paper](https://arxiv.org/abs/1706.03762?a=1&b=2)",
-            "see <https://arxiv.org/abs/1706.03762?a=1&amp;b=2|the paper>",
+            "see the paper (https://arxiv.org/abs/1706.03762?a=1&amp;b=2)",
         ),
         ("- one\n- two", "• one\n• two"),
         ("~~gone~~", "~gone~"),
         ("`**kept**` in code", "`**kept**` in code"),
         ("[evil](javascript:alert(1))", "[evil](javascript:alert(1))"),
+        ("[https://x.example/a](https://x.example/a)", "https://x.example/a"),
+        ("[arxiv.org/abs/1706.03762](https://evil.example/p)", "arxiv.org/abs/1706.03762 (https://evil.example/p)"),
     ],
 )
 def test_markdown_to_mrkdwn(markdown: str, mrkdwn: str) -> None:
@@ -45,7 +47,8 @@ def test_markdown_to_mrkdwn(markdown: str, mrkdwn: str) -> None:
         ("<!here|here> and <!everyone>", "@\u200bhere and @\u200beveryone"),
         ("ping <@U123ABC> in <#C42|general>", "ping @U123ABC in #general"),
         ("plain @channel and @here", "plain @\u200bchannel and @\u200bhere"),
-        ("<https://evil.example|click me>", "click me"),
+        ("<https://evil.example|click me>", "click me (https://evil.example)"),
+        ("<https://evil.example>", "https://evil.example"),
         ("a < b > c & d &amp; e", "a &lt; b &gt; c &amp; d &amp; e"),
         ("<!subteam^S1|@oncall> now", "@oncall now"),
     ],
@@ -54,20 +57,39 @@ def test_neutralise(text: str, shown: str) -> None:
     assert messages.neutralise(text) == shown
 
 
-def test_long_answers_are_split_and_many_sources_are_cut_with_a_note() -> None:
+def test_long_answers_are_split_and_overflow_sources_move_to_follow_ups() -> None:
     answer = Answer(
         question="q",
-        text=("A paragraph of answer text [1]. " * 60 + "\n\n") * 6,
+        text=("A paragraph of answer text [1]. " * 60 + "\n\n") * 3,
         citations=[_citation(n, "x" * 2000) for n in range(1, 80)],
         uncited=[],
     )
-    blocks = messages.answer_blocks(answer, "C1:1.2")
-    assert blocks_error(blocks) is None and len(blocks) == 50
+    blocks, more = messages.answer_layout(answer, "C1:1.2")
+    assert blocks_error(blocks) is None and all(blocks_error(m) is None for m in more)
     answer_parts = [b for b in blocks if b.get("block_id", "").startswith(messages.ANSWER_BLOCK)]
-    assert len(answer_parts) >= 3
-    assert any("more sources not shown" in str(b) for b in blocks)
+    assert len(answer_parts) >= 2
+    assert any("more sources in the next message" in str(b) for b in blocks)
     assert blocks[-1]["block_id"] == "citebot-feedback"
-    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
+    shown = str(blocks) + str(more)
+    assert all(f"*[{n}]*" in shown for n in range(1, 80))  # every source is shown somewhere
+
+
+def test_twenty_sources_fit_slacks_total_block_text() -> None:
+    """Issue 11.9: ~13k characters of blocks in one message is refused by Slack (msg_blocks_too_long)."""
+    answer = Answer(
+        question="q",
+        text="The answer [1] " * 350,
+        citations=[_citation(n, "A long excerpt about attention. " * 40) for n in range(1, 21)],
+        uncited=[],
+    )
+    blocks, more = messages.answer_layout(answer, "C1:1.2")
+    assert blocks_error(blocks) is None and more and all(blocks_error(m) is None for m in more)
+
+
+def test_feedback_value_fits_2000_characters_after_json_escaping() -> None:
+    question = '"\\' * 700  # every character doubles when JSON-escaped
+    block = messages.feedback_block("C1:1.2", question)
+    assert blocks_error([block]) is None and len(block["elements"][0]["value"]) <= 2000
 
 
 def test_hostile_document_text_cannot_ping_or_link() -> None:
@@ -78,8 +100,9 @@ def test_hostile_document_text_cannot_ping_or_link() -> None:
         uncited=[],
     )
     shown = str(messages.answer_blocks(answer, "C1:1.2")) + messages.answer_fallback(answer)
-    for token in ("<!channel>", "<!here>", "<!everyone>", "<@U999>", "phish.example"):
+    for token in ("<!channel>", "<!here>", "<!everyone>", "<@U999>", "<https://phish.example|"):
         assert token not in shown
+    assert "login (https://phish.example)" in shown  # a link from a document shows its target
 
 
 def test_ungrounded_answers_have_no_sources() -> None:
@@ -115,12 +138,27 @@ def test_docs_are_paginated() -> None:
 
 
 def test_parse_ask_options() -> None:
-    assert parse_ask("--top-k 3 --alpha=0.2 what is it?") == parse_ask("what is it? --top-k=3 --alpha 0.2")
+    options = parse_ask("--top-k 3 --alpha=0.2 what is it?")
+    assert (options.top_k, options.alpha, options.question) == (3, 0.2, "what is it?")
     options = parse_ask("--summary")
     assert options.mode == "summary" and options.question
     for bad in ("", "   ", "--top-k x q", "--alpha 3 q", "--frobnicate q"):
         with pytest.raises(UsageError):
             parse_ask(bad)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What's the model's size?",
+        'What does "attention" mean \\ here?',
+        "Is --top-k a flag in the paper?",
+        "a < b & c > d",
+    ],
+)
+def test_parse_ask_keeps_the_question_verbatim(question: str) -> None:
+    assert parse_ask(question).question == question
+    assert parse_ask(f"--top-k 4 {question}").question == question
 
 
 def test_thread_history_roles() -> None:
