@@ -68,7 +68,7 @@ def test_answer_streams_then_renders_safely_within_limits(
     assert blocks_error(blocks) is None and len(blocks) <= 50
     shown = json.dumps(blocks, ensure_ascii=False)
     assert "*Training*" in shown and "*Adam*" in shown
-    assert "<https://arxiv.org/abs/1706.03762|the paper>" in shown
+    assert "the paper (https://arxiv.org/abs/1706.03762)" in shown  # a link shows its target
     assert "<!channel>" not in shown and "<@U0VICTIM>" not in shown and "@here" not in shown
     assert "• warmup" in shown and "*Sources*" in shown
     assert sum(1 for b in blocks if b.get("block_id", "").startswith("citebot-answer")) >= 2  # split, not cut
