@@ -30,6 +30,7 @@ class Deps:
     # (channel, thread_ts) where the bot has answered / that concern someone else (read once)
     answered_threads: Recent = field(default_factory=lambda: Recent(THREADS_REMEMBERED))
     unrelated_threads: Recent = field(default_factory=lambda: Recent(THREADS_REMEMBERED, UNRELATED_THREAD_TTL_S))
+    reading: dict[tuple[str, str], asyncio.Future[Any]] = field(default_factory=dict)  # thread reads in flight
     partials: PartialBudget = field(default_factory=PartialBudget)
     pacer: ChannelPacer = field(default_factory=ChannelPacer)
     # file_shared waits this long so the message/file_share event (which knows the thread) wins.

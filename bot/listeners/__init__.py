@@ -21,4 +21,3 @@ def register_all(app: AsyncApp, deps: Deps) -> None:
     @app.event("message")
     async def ignore_other_messages() -> None:
         """Edits, deletions, joins…: acknowledged (so Slack does not retry) and ignored."""
-

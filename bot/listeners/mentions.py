@@ -10,16 +10,33 @@ mentions (``document_mention``) and other subtypes are ignored.
 
 from __future__ import annotations
 
+import asyncio
+
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answering import answer_message, read_thread_of
+from bot.answering import Thread, answer_message, read_thread_of
 from bot.deps import Deps, log
 from bot.guard import on_message
 from bot.incoming import Incoming
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
+    async def _read_once(message: Incoming, client: AsyncWebClient) -> Thread | None:
+        """Read a thread and remember whether it is the bot's; concurrent replies share one read."""
+
+        async def read() -> Thread | None:
+            thread = await read_thread_of(client, message)
+            answered = thread is not None and thread.bot_answered
+            (deps.answered_threads if answered else deps.unrelated_threads).add(message.thread_key)
+            return thread
+
+        pending = deps.reading.get(message.thread_key)
+        if pending is None:
+            pending = deps.reading[message.thread_key] = asyncio.ensure_future(read())
+            pending.add_done_callback(lambda _: deps.reading.pop(message.thread_key, None))
+        return await asyncio.shield(pending)
+
     @on_message(
         app,
         deps,
@@ -36,12 +53,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 return
             thread = await read_thread_of(client, message)
         elif message.thread_ts is not None and message.thread_key not in deps.unrelated_threads:
-            thread = await read_thread_of(client, message)
-            if thread is None or not thread.bot_answered:
-                deps.unrelated_threads.add(message.thread_key)
-                return
-            deps.answered_threads.add(message.thread_key)
-            if not await deps.claims.first(message.claim_key):
+            thread = await _read_once(message, client)
+            if thread is None or not thread.bot_answered or not await deps.claims.first(message.claim_key):
                 return
         else:
             return

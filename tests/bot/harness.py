@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import textwrap
 import threading
 import time
 import uuid
@@ -215,3 +216,32 @@ def http(slack: SlackStandIn, http_bot: BotThread) -> Driver:
 @pytest.fixture
 def socket(slack: SlackStandIn, socket_bot: BotThread) -> Driver:
     return Driver(slack, socket_bot, "socket")
+
+
+def one_page_pdf(text: str | list[str]) -> bytes:
+    """A minimal, valid one-page PDF showing ``text`` (Helvetica; wrapped at 80 characters, or the given lines)."""
+    raw = textwrap.wrap(text, 80) if isinstance(text, str) else text
+    lines = [line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") for line in raw]
+    stream = "BT /F1 11 Tf 50 750 Td 14 TL " + " ".join(f"({line}) '" for line in lines) + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def bot_posts(slack: SlackStandIn, channel: str) -> list[dict[str, Any]]:
+    """Every chat.postMessage the bot made in ``channel`` (successful or not)."""
+    return [c for c in slack.calls("chat.postMessage") if c.args.get("channel") == channel]
