@@ -152,11 +152,11 @@ def test_file_shared_for_a_deleted_file_is_logged_not_posted(driver: Driver, sla
     assert bot_posts(slack, channel) == []
 
 
-def test_file_shared_errors_after_a_pdf_is_known_go_to_the_files_thread(http: Driver, slack: SlackStandIn) -> None:
+def test_file_shared_errors_after_a_pdf_is_known_go_to_the_files_thread(driver: Driver, slack: SlackStandIn) -> None:
     channel = new_channel(slack)
     file = slack.add_file(ATTENTION.read_bytes(), "locked.pdf", user=USER, always_html=True)
     message = slack.user_message(channel, USER, "", files=[file])
-    http.deliver(slack.file_shared_event(channel, file["id"], user=USER))
+    driver.deliver(slack.file_shared_event(channel, file["id"], user=USER))
     assert "login page" in slack.wait_for(lambda: thread_texts(slack, channel, message["ts"]))[0]
     wait_quiet(slack, 1.0)
     assert all(c.args.get("thread_ts") == message["ts"] for c in bot_posts(slack, channel))
@@ -231,13 +231,13 @@ def test_mention_questions_reach_the_bot_verbatim(driver: Driver, slack: SlackSt
     assert _feedback_question(answer) == expected
 
 
-def test_ask_options_are_leading_flags_only(http: Driver, slack: SlackStandIn, indexed_channel: str) -> None:
-    payload = http.command("/ask", "--top-k 3 Is --summary a flag? What's 'Adam'?", indexed_channel)
+def test_ask_options_are_leading_flags_only(driver: Driver, slack: SlackStandIn, indexed_channel: str) -> None:
+    payload = driver.command("/ask", "--top-k 3 Is --summary a flag? What's 'Adam'?", indexed_channel)
     post = slack.wait_for(lambda: [m for m in slack.channel_messages(indexed_channel) if "a flag?" in m["text"]])[0]
     assert post["text"] == f"<@{USER}> asked: Is --summary a flag? What's 'Adam'?"
-    answer = http.final_reply(indexed_channel, post["ts"])
+    answer = driver.final_reply(indexed_channel, post["ts"])
     assert _feedback_question(answer) == "Is --summary a flag? What's 'Adam'?"
-    assert not http.responses_for(payload["response_url"])  # no usage error
+    assert not driver.responses_for(payload["response_url"])  # no usage error
 
 
 # --- issue 17.2: links from documents show their target ---------------------------------------------
@@ -263,11 +263,11 @@ def test_links_in_document_text_cannot_hide_their_target(driver: Driver, slack: 
 
 
 # --- 10. smaller cases ------------------------------------------------------------------------------
-def test_a_pdf_with_a_caption_in_a_dm_is_indexed_not_answered(http: Driver, slack: SlackStandIn) -> None:
+def test_a_pdf_with_a_caption_in_a_dm_is_indexed_not_answered(driver: Driver, slack: SlackStandIn) -> None:
     dm = new_channel(slack, "D")
     message, payload = share_file(slack, dm, one_page_pdf("Quarterly plans for the Zorblax team."), "plans.pdf")
     payload["event"]["channel_type"] = "im"
-    http.deliver(payload)
+    driver.deliver(payload)
     slack.wait_for(lambda: [t for t in thread_texts(slack, dm, message["ts"]) if "pages" in t])
     wait_quiet(slack, 1.0)
     texts = thread_texts(slack, dm, message["ts"])
@@ -281,47 +281,47 @@ def test_ask_in_a_dm_between_two_people_says_why_not(driver: Driver, slack: Slac
     assert "direct message between other people" in response["text"] and "/invite" not in response["text"]
 
 
-def test_google_drive_pdfs_get_upload_it_to_slack(http: Driver, slack: SlackStandIn) -> None:
+def test_google_drive_pdfs_get_upload_it_to_slack(driver: Driver, slack: SlackStandIn) -> None:
     channel = new_channel(slack)
     file = slack.add_file(b"", "drive.pdf", user=USER, external=True)
     message = slack.user_message(channel, USER, "from Drive", files=[file])
-    http.deliver(slack.message_event(channel, message))
+    driver.deliver(slack.message_event(channel, message))
     text = slack.wait_for(lambda: thread_texts(slack, channel, message["ts"]))[0]
     assert "Google Drive" in text and "Upload the PDF to Slack" in text
 
 
-def test_already_indexed_links_the_file_just_shared(http: Driver, slack: SlackStandIn) -> None:
+def test_already_indexed_links_the_file_just_shared(driver: Driver, slack: SlackStandIn) -> None:
     first_channel, channel = new_channel(slack, "G"), new_channel(slack)
     first, payload = share_file(slack, first_channel, ATTENTION.read_bytes(), "attention.pdf")
-    http.deliver(payload)
+    driver.deliver(payload)
     slack.wait_for(lambda: thread_texts(slack, first_channel, first["ts"]), timeout=180)
     again, payload = share_file(slack, channel, ATTENTION.read_bytes(), "attention-again.pdf")
-    http.deliver(payload)
+    driver.deliver(payload)
     text = slack.wait_for(lambda: thread_texts(slack, channel, again["ts"]), timeout=180)[0]
     assert again["files"][0]["permalink"] in text and first["files"][0]["permalink"] not in text
 
 
-def test_resharing_after_forget_indexes_again(http: Driver, slack: SlackStandIn) -> None:
+def test_resharing_after_forget_indexes_again(driver: Driver, slack: SlackStandIn) -> None:
     channel = new_channel(slack)
     pdf = one_page_pdf("The Quokka protocol uses three rounds of gossip between replicas.")
     message, payload = share_file(slack, channel, pdf, "quokka.pdf")
-    http.deliver(payload)
+    driver.deliver(payload)
     slack.wait_for(lambda: [t for t in thread_texts(slack, channel, message["ts"]) if "pages" in t])
-    forget = http.command("/forget", "quokka", channel)
-    slack.wait_for(lambda: http.responses_for(forget["response_url"]))
+    forget = driver.command("/forget", "quokka", channel)
+    slack.wait_for(lambda: driver.responses_for(forget["response_url"]))
     file = message["files"][0]
     again = slack.user_message(channel, USER, "once more", files=[file])
     payload["event"] |= {"ts": again["ts"], "event_ts": again["ts"], "text": again["text"]}
     payload["event_id"] = payload["event_id"] + "2"
-    http.deliver(payload)
+    driver.deliver(payload)
     text = slack.wait_for(lambda: thread_texts(slack, channel, again["ts"]))[0]
     assert text.startswith(":white_check_mark: Indexed")
     slack.wait_for(lambda: "white_check_mark" in slack.reactions_on(channel, again["ts"]))
 
 
-def test_arxiv_replies_are_paced_about_one_a_second(http: Driver, slack: SlackStandIn) -> None:
+def test_arxiv_replies_are_paced_about_one_a_second(driver: Driver, slack: SlackStandIn) -> None:
     channel = new_channel(slack)
-    http.command("/arxiv", "abc def ghi", channel)
+    driver.command("/arxiv", "abc def ghi", channel)
     status = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if "arXiv" in m["text"]])[0]
     replies = slack.wait_for(lambda: len(slack.thread(channel, status["ts"])) == 3 and slack.thread(channel, status["ts"]))
     gaps = [float(b["ts"]) - float(a["ts"]) for a, b in zip(replies, replies[1:], strict=False)]

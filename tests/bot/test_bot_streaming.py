@@ -12,11 +12,12 @@ from dataclasses import replace
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import messages
 from bot.answering import ThrottledUpdater
 from bot.runner import BotServer
 from citebot.settings import Settings
 from dataflows.app import Citebot
-from tests.bot.harness import ATTENTION, USER, BotThread, Driver, new_channel, share_file, thread_texts
+from tests.bot.harness import ATTENTION, USER, BotThread, Driver, new_channel, share_file, thread_texts, wait_quiet
 from tests.standins.openai_server import OpenAIStandin
 from tests.standins.slack_server import SlackStandIn, blocks_error
 
@@ -121,3 +122,64 @@ def test_partial_text_from_a_worker_thread_is_throttled_to_one_update_per_interv
     updates = [c for c in slack.calls("chat.update") if c.args.get("ts") == ts]
     assert 2 <= len(updates) <= int(seconds) + 1
     assert "word49" in updates[-1].args["text"] and updates[-1].args["text"].endswith("▍")
+
+
+def _answers(slack: SlackStandIn, channel: str, ts: str) -> list[dict]:
+    return [
+        m
+        for m in slack.thread(channel, ts)
+        if messages.is_answer_message(m) and m["text"] != messages.THINKING and "▍" not in m["text"]
+    ]
+
+
+def test_follow_up_history_is_the_latest_turns_of_a_long_thread(
+    llm_bot: tuple[BotThread, OpenAIStandin], slack: SlackStandIn
+) -> None:
+    """Issue 11.6: Slack returns a thread oldest first, 1000 at most per page; history must be its end."""
+    bot, openai = llm_bot
+    driver = Driver(slack, bot, "http")
+    channel = new_channel(slack)
+    message, payload = share_file(slack, channel, ATTENTION.read_bytes(), "attention.pdf")
+    driver.deliver(payload)
+    slack.wait_for(lambda: thread_texts(slack, channel, message["ts"]), timeout=180)
+    question = slack.user_message(channel, USER, f"<@{slack.state.bot_user_id}> Which optimizer was used?")
+    driver.deliver(slack.app_mention_event(channel, question))
+    slack.wait_for(lambda: _answers(slack, channel, question["ts"]), timeout=120)
+    for i in range(250):
+        slack.user_message(channel, "U0OTHER", f"note {i:03d}", thread_ts=question["ts"])
+    before = len(openai.requests)
+    follow = slack.user_message(channel, USER, "And its beta values?", thread_ts=question["ts"])
+    driver.deliver(slack.message_event(channel, follow))
+    slack.wait_for(lambda: len(_answers(slack, channel, question["ts"])) == 2, timeout=120)
+    chats = [r for r in openai.requests[before:] if r.path.endswith("/chat/completions")]
+    sent = json.dumps(chats[-1].body["messages"], ensure_ascii=False)
+    assert "note 249" in sent and "note 000" not in sent and "And its beta values?" in sent
+    pages = [c for c in slack.calls("conversations.replies") if c.args.get("ts") == question["ts"] and c.args.get("cursor")]
+    assert pages  # the thread was paged through with cursors
+
+
+def test_an_answer_citing_twenty_sources_fits_slacks_limits(
+    llm_bot: tuple[BotThread, OpenAIStandin], slack: SlackStandIn
+) -> None:
+    """Issue 11.9: ~13k characters of blocks are refused (msg_blocks_too_long); the overflow sources
+    go to a follow-up message in the thread."""
+    bot, openai = llm_bot
+    driver = Driver(slack, bot, "http")
+    channel = new_channel(slack)
+    message, payload = share_file(slack, channel, ATTENTION.read_bytes(), "attention.pdf")
+    driver.deliver(payload)
+    slack.wait_for(lambda: thread_texts(slack, channel, message["ts"]), timeout=180)
+    openai.next_replies.append(
+        " ".join(f"Finding number {n} about attention layers and training [{n}]." * 4 for n in range(1, 21))
+    )
+    calls_before = len(slack.api_calls)
+    driver.command("/ask", "--top-k 20 Summarise every finding about attention with its source", channel)
+    post = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if "asked:" in m["text"]])[0]
+    answer = slack.wait_for(lambda: _answers(slack, channel, post["ts"]), timeout=120)[0]
+    wait_quiet(slack, 1.0)
+    refused = [(c.method, c.response.get("error")) for c in slack.api_calls[calls_before:] if not c.response.get("ok")]
+    assert not refused
+    shown = json.dumps(answer["blocks"], ensure_ascii=False)
+    assert "*Sources*" in shown and "more sources in the next message" in shown
+    more = [m for m in slack.thread(channel, post["ts"]) if "More sources" in json.dumps(m.get("blocks"))]
+    assert more and more[0]["ts"] > answer["ts"]
