@@ -146,7 +146,7 @@ def test_follow_up_history_is_the_latest_turns_of_a_long_thread(
     driver.deliver(slack.app_mention_event(channel, question))
     slack.wait_for(lambda: _answers(slack, channel, question["ts"]), timeout=120)
     for i in range(250):
-        slack.user_message(channel, "U0OTHER", f"note {i:03d}", thread_ts=question["ts"])
+        slack.user_message(channel, "U0OTHER", f"note {i:03d}: was the Adam optimizer used?", thread_ts=question["ts"])
     before = len(openai.requests)
     follow = slack.user_message(channel, USER, "And its beta values?", thread_ts=question["ts"])
     driver.deliver(slack.message_event(channel, follow))
@@ -170,7 +170,9 @@ def test_an_answer_citing_twenty_sources_fits_slacks_limits(
     driver.deliver(payload)
     slack.wait_for(lambda: thread_texts(slack, channel, message["ts"]), timeout=180)
     openai.next_replies.append(
-        " ".join(f"Finding number {n} about attention layers and training [{n}]." * 4 for n in range(1, 21))
+        " ".join(
+            f"Finding-{n}-about-multi-head-attention-layers-and-their-training-schedule [{n}]. " * 4 for n in range(1, 21)
+        )
     )
     calls_before = len(slack.api_calls)
     driver.command("/ask", "--top-k 20 Summarise every finding about attention with its source", channel)
