@@ -240,6 +240,19 @@ def test_ask_options_are_leading_flags_only(driver: Driver, slack: SlackStandIn,
     assert not driver.responses_for(payload["response_url"])  # no usage error
 
 
+def test_an_answer_slack_still_refuses_is_sent_as_text(driver: Driver, slack: SlackStandIn, indexed_channel: str) -> None:
+    slack.max_block_text = 400
+    try:
+        driver.command("/ask", "How many attention heads were used?", indexed_channel)
+        post = slack.wait_for(
+            lambda: [m for m in slack.channel_messages(indexed_channel) if "attention heads" in m["text"]]
+        )[-1]
+        answer = driver.final_reply(indexed_channel, post["ts"])
+    finally:
+        slack.max_block_text = 12_000
+    assert answer.get("blocks") in (None, []) and "Sources:" in answer["text"] and "[1]" in answer["text"]
+
+
 # --- issue 17.2: links from documents show their target ---------------------------------------------
 def test_links_in_document_text_cannot_hide_their_target(driver: Driver, slack: SlackStandIn) -> None:
     channel = new_channel(slack)
