@@ -114,6 +114,9 @@ def run(env: BenchEnv) -> dict[str, Any]:
     pdf = next(p for p in PDFS if p.stem == "1111.2011").read_bytes()  # 8 pages: ingested once, then known
     out: dict[str, Any] = {"rate_per_s": RATE_PER_S, "runs": {}}
     with SlackStandIn() as slack:
+        # Hundreds of posts into one channel are beyond Slack's posting limits; this measures acks.
+        for method in ("chat.postMessage", "chat.update", "reactions.add", "reactions.remove"):
+            slack.limit(method, per_minute=60_000, burst=1_000)
         for socket_mode in (False, True):
             mode = "Socket Mode" if socket_mode else "HTTP"
             log(f"acks: starting `citebot serve` in {mode}")
