@@ -287,6 +287,22 @@ def test_a_pdf_with_a_caption_in_a_dm_is_indexed_not_answered(driver: Driver, sl
     assert len(texts) == 1 and messages.THINKING not in texts
 
 
+def test_a_caption_that_mentions_the_bot_is_answered_once_after_indexing(driver: Driver, slack: SlackStandIn) -> None:
+    channel = new_channel(slack)
+    pdf = one_page_pdf("The Wombat cache evicts entries after 90 seconds of idleness.")
+    message, payload = share_file(slack, channel, pdf, "wombat.pdf")
+    caption = f"<@{slack.state.bot_user_id}> How long until the Wombat cache evicts entries?"
+    slack.state.messages[channel][-1]["text"] = caption
+    payload["event"]["text"] = caption
+    mention = slack.app_mention_event(channel, slack.state.messages[channel][-1])
+    driver.deliver(mention)
+    driver.deliver(payload)
+    answer = driver.final_reply(channel, message["ts"])
+    wait_quiet(slack, 1.0)
+    texts = thread_texts(slack, channel, message["ts"])
+    assert len(texts) == 2 and "pages" in texts[0] and "90 seconds" in answer["text"]
+
+
 def test_ask_in_a_dm_between_two_people_says_why_not(driver: Driver, slack: SlackStandIn) -> None:
     dm = new_channel(slack, "D", member=False)
     payload = driver.command("/ask", QUESTION, dm)
