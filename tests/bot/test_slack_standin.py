@@ -84,3 +84,75 @@ def test_rate_limit_fault_is_a_real_429(standin: SlackStandIn) -> None:
         urllib.request.urlopen(request)
     assert raised.value.code == 429 and raised.value.headers["Retry-After"] == "2"
     assert json.loads(raised.value.read()) == {"ok": False, "error": "ratelimited"}
+
+
+def _api(standin: SlackStandIn, method: str, **args: object) -> tuple[int, dict, dict]:
+    request = urllib.request.Request(
+        standin.api_url + method,
+        data=json.dumps(args).encode(),
+        headers={"Authorization": f"Bearer {standin.bot_token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), dict(error.headers)
+
+
+def test_tiers_answer_429_with_retry_after(standin: SlackStandIn) -> None:
+    standin.limit("reactions.remove", per_minute=20, burst=2)
+    try:
+        statuses = [_api(standin, "reactions.remove", channel="C1", timestamp="1.0", name="x") for _ in range(3)]
+    finally:
+        standin.reset_limits()
+    assert [s[0] for s in statuses] == [200, 200, 429]
+    assert statuses[2][1] == {"ok": False, "error": "ratelimited"} and statuses[2][2]["Retry-After"] == "3"
+    posts = [_api(standin, "chat.postMessage", channel="C1", text=f"burst {i}")[0] for i in range(12)]
+    assert posts.count(429) >= 1  # ~1 a second per channel after a short burst
+
+
+def test_blocks_are_validated_with_slack_sdk_and_in_total(standin: SlackStandIn) -> None:
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 2900}}
+    standin.add_channel("C3")
+    bogus = [{"type": "bogus"}]
+    assert _api(standin, "chat.postMessage", channel="C3", text="x", blocks=bogus)[1]["error"] == "invalid_blocks"
+    assert (
+        _api(standin, "chat.postMessage", channel="C3", text="x", blocks=[section] * 5)[1]["error"] == "msg_blocks_too_long"
+    )
+    missing_text = {"type": "section", "block_id": "b"}
+    assert _api(standin, "chat.postMessage", channel="C3", text="x", blocks=[missing_text])[1]["error"] == "invalid_blocks"
+
+
+def test_bot_messages_have_slacks_shape_and_threads_page(standin: SlackStandIn) -> None:
+    standin.add_channel("C4")
+    root = standin.user_message("C4", "U1", "root")
+    for i in range(5):
+        standin.user_message("C4", "U1", f"reply {i}", thread_ts=root["ts"])
+    _, posted, _ = _api(standin, "chat.postMessage", channel="C4", text="bot", thread_ts=root["ts"])
+    assert "subtype" not in posted["message"] and posted["message"]["bot_id"] and posted["message"]["user"]
+    seen, cursor = [], ""
+    while True:
+        _, page, _ = _api(standin, "conversations.replies", channel="C4", ts=root["ts"], limit=3, cursor=cursor)
+        seen += [m["text"] for m in page["messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        if not page["has_more"]:
+            break
+    assert seen == ["root"] + [f"reply {i}" for i in range(5)] + ["bot"]
+
+
+def test_scopes_come_from_the_manifest_and_deleted_files_are_gone(standin: SlackStandIn) -> None:
+    standin.add_channel("G5", member=False)
+    assert _api(standin, "conversations.info", channel="G5")[1]["error"] == "channel_not_found"
+    assert _api(standin, "conversations.info", channel="C2")[1]["channel"]["is_member"] is False
+    file = standin.add_file(b"%PDF-1.4", "a.pdf")
+    assert _api(standin, "files.info", file=file["id"])[1]["ok"]
+    standin.delete_file(file["id"])
+    assert _api(standin, "files.info", file=file["id"])[1]["error"] == "file_not_found"
+    narrow = SlackStandIn(scopes=frozenset({"chat:write"}))
+    narrow.add_channel("C6")
+    narrow.start()
+    try:
+        status, body, _ = _api(narrow, "conversations.replies", channel="C6", ts="1.0")
+    finally:
+        narrow.stop()
+    assert body == {"ok": False, "error": "missing_scope", "needed": "channels:history", "provided": "chat:write"}
