@@ -22,6 +22,7 @@ from bot.incoming import Incoming, plain_text
 from bot.pacing import PartialBudget
 from citebot.domain import Mode, Scope
 from citebot.errors import CitebotError
+from citebot.settings import TOP_K_MAX, TOP_K_MIN
 
 THREAD_PAGE = 200  # conversations.replies page size (Slack recommends ≤ 200)
 THREAD_KEPT = 200  # newest messages of a thread kept as history material
@@ -60,14 +61,14 @@ def parse_ask(text: str) -> AskOptions:
             try:
                 if name == "--top-k":
                     top_k = int(inline)
-                    if not 1 <= top_k <= 50:
+                    if not TOP_K_MIN <= top_k <= TOP_K_MAX:
                         raise ValueError
                 else:
                     alpha = float(inline)
                     if not 0.0 <= alpha <= 1.0:
                         raise ValueError
             except ValueError:
-                wanted = "a whole number from 1 to 50" if name == "--top-k" else "a number from 0 to 1"
+                wanted = f"a whole number from {TOP_K_MIN} to {TOP_K_MAX}" if name == "--top-k" else "a number from 0 to 1"
                 raise UsageError(f"`{name}` needs {wanted}.\n{messages.ASK_USAGE}") from None
         elif name == "--summary" and inline is None:
             mode = "summary"
