@@ -158,6 +158,7 @@ class IngestResult:
     already_present: bool
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # how it was read, e.g. pages cut to the page cap
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +166,7 @@ class IngestResult:
             "already_present": self.already_present,
             "seconds": self.seconds,
             "timings": self.timings,
+            "notes": self.notes,
         }
 
 

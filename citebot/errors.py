@@ -72,3 +72,23 @@ class DocumentNotFound(CitebotError):
 
 class EmptyQuestion(CitebotError):
     pass
+
+
+class PdfTooSlow(CitebotError):
+    """Parsing outlived the per-document time budget (its worker was killed)."""
+
+
+class PdfTooComplex(CitebotError):
+    """Parsing needed more memory than a parse worker may use (its worker died)."""
+
+
+class TooMuchText(CitebotError):
+    """More text than one document may index (the chunk cap)."""
+
+
+class NotARegularFile(CitebotError):
+    """A path that is a FIFO, a device, a socket or a folder where a PDF file was expected."""
+
+
+class TooManyIds(CitebotError):
+    """More arXiv IDs in one request than citebot takes at a time."""

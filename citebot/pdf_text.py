@@ -8,12 +8,13 @@ import io
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
 
-from citebot.errors import CorruptPdf, EmptyFile, EncryptedPdf, NotAPdf, PdfTooLarge, TooManyPages
+from citebot.errors import CorruptPdf, EmptyFile, EncryptedPdf, NotAPdf, PdfTooLarge, TooManyPages, TooMuchText
+from citebot.text_hygiene import clean_field, without_surrogates
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
@@ -27,6 +28,17 @@ class PageText:
     number: int  # 1-based
     text: str
     has_images: bool = False
+    cut_from: int = 0  # characters the page had when its text was cut to the per-page cap (0: not cut)
+
+
+@dataclass(frozen=True)
+class PdfOverview:
+    """What ingestion needs to know about a PDF before reading its pages (read in a worker)."""
+
+    pages: int
+    title: str = ""
+    author: str = ""
+    first_page_title: str = ""
 
 
 def check_pdf_bytes(data: bytes, max_bytes: int) -> None:
@@ -82,24 +94,96 @@ def _has_images(page) -> bool:
         return False
 
 
-def extract_pages(data: bytes, start: int, end: int) -> list[PageText]:
-    """Text of pages [start, end) (0-based), numbered from 1."""
+def _content_key(page) -> tuple | None:
+    """What a page's text depends on, by object reference: pages with the same key have the same
+    text (a crafted file can point hundreds of pages at one content stream). None when the page
+    has its own direct objects and cannot be compared cheaply."""
+    try:
+        contents, resources = page.raw_get("/Contents"), page.raw_get("/Resources")
+        refs = []
+        for item in (contents, resources if resources is not None else page.raw_get("/Parent")):
+            if item is None:
+                refs.append(None)
+            elif hasattr(item, "idnum"):
+                refs.append((item.idnum, item.generation))
+            elif isinstance(item, list) and all(hasattr(x, "idnum") for x in item):
+                refs.append(tuple((x.idnum, x.generation) for x in item))
+            else:
+                return None
+        return (*refs, int(page.get("/Rotate", 0) or 0))
+    except Exception:
+        return None
+
+
+@dataclass(frozen=True)
+class TextCaps:
+    """How much text one document may bring: ``page_chars`` per page (longer pages are cut, and
+    the reply says so) and ``chunks`` chunks of about ``chunk_chars`` per document (more is refused
+    before anything is embedded). 0: no cap."""
+
+    page_chars: int = 0
+    chunks: int = 0
+    chunk_chars: int = 1500
+
+    @property
+    def document_chars(self) -> int:
+        return self.chunks * self.chunk_chars
+
+    def too_much(self, chunks: int | None = None) -> TooMuchText:
+        found = f"{chunks:,} chunks" if chunks else f"over {self.document_chars:,} characters"
+        return TooMuchText(
+            f"The PDF has more text than citebot indexes per document ({found}; the limit is {self.chunks:,} chunks "
+            f"of about {self.chunk_chars:,} characters). Split it into smaller files."
+        )
+
+
+def extract_pages(data: bytes, start: int, end: int, caps: TextCaps = TextCaps()) -> list[PageText]:
+    """Text of pages [start, end) (0-based), numbered from 1, within ``caps`` (a page's text is
+    cut, too much text in the range raises ``TooMuchText``). Pages drawing the same content
+    stream are read once."""
+    max_page_chars, max_chars = caps.page_chars, caps.document_chars
     reader = open_pdf(data)
-    pages = []
+    pages: list[PageText] = []
+    seen: dict[tuple, PageText] = {}
+    total = 0
     for index in range(start, end):
         page = reader.pages[index]
+        key = _content_key(page)
+        if key is not None and key in seen:
+            pages.append(replace(seen[key], number=index + 1))
+            continue
         try:
             text = page.extract_text() or ""
         except Exception:  # one bad page must not lose the document
             text = ""
-        pages.append(PageText(number=index + 1, text=normalise(text), has_images=_has_images(page)))
+        cut_from = len(text) if max_page_chars and len(text) > max_page_chars else 0
+        if cut_from:
+            text = text[:max_page_chars]
+        read = PageText(number=index + 1, text=normalise(text), has_images=_has_images(page), cut_from=cut_from)
+        total += len(read.text)
+        if max_chars and total > max_chars:
+            raise caps.too_much()
+        if key is not None:
+            seen[key] = read
+        pages.append(read)
     return pages
 
 
+def pdf_overview(data: bytes, max_pages: int) -> PdfOverview:
+    """Page count (checked against ``max_pages``), cleaned metadata and the first page's title."""
+    reader = open_pdf(data)
+    count = page_count(reader, max_pages)
+    info = pdf_info(reader)
+    return PdfOverview(
+        pages=count, title=info["title"], author=info["author"], first_page_title=largest_text_on_first_page(reader)
+    )
+
+
 def pdf_info(reader: PdfReader) -> dict[str, str]:
+    """Title and author from the PDF's metadata, cleaned and capped (they can be megabytes)."""
     try:
         meta = reader.metadata or {}
-        return {"title": str(meta.get("/Title") or "").strip(), "author": str(meta.get("/Author") or "").strip()}
+        return {"title": clean_field(meta.get("/Title")), "author": clean_field(meta.get("/Author"))}
     except Exception:
         return {"title": "", "author": ""}
 
@@ -111,7 +195,7 @@ _SPACES = re.compile(r"[ \t\u00a0]+")
 
 def normalise(text: str) -> str:
     """NFKC (ligatures ﬁ→fi), end-of-line hyphenation joined, whitespace tidied (lines kept)."""
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", without_surrogates(text))
     text = _CONTROL.sub("", text)
     text = _HYPHEN_BREAK.sub(r"\1\2", text)
     text = _SPACES.sub(" ", text)
@@ -143,4 +227,4 @@ def largest_text_on_first_page(reader: PdfReader) -> str:
     if not sized:
         return ""
     biggest = max(sized)
-    return normalise(" ".join(text for size, text in runs if abs(size - biggest) < 0.6))[:300]
+    return clean_field(normalise(" ".join(text for size, text in runs if abs(size - biggest) < 0.6)))

@@ -76,6 +76,23 @@ class Settings:
     chunk_overlap_chars: int = _setting("CITEBOT_CHUNK_OVERLAP", 225, "Characters shared by consecutive chunks.")
     max_pdf_mb: float = _setting("CITEBOT_MAX_PDF_MB", 50.0, "Largest PDF accepted, in MiB.")
     max_pages: int = _setting("CITEBOT_MAX_PAGES", 500, "PDFs with more pages are refused.")
+    parse_budget_s: float = _setting(
+        "CITEBOT_PARSE_BUDGET",
+        60.0,
+        "Seconds one PDF's parsing may take; a slower parse is stopped (its worker killed) and refused. 0: no limit.",
+    )
+    parse_workers: int = _setting(
+        "CITEBOT_PARSE_WORKERS", 3, "PDF parse worker processes (one hostile PDF occupies at most one for the budget)."
+    )
+    parse_memory_mb: int = _setting(
+        "CITEBOT_PARSE_MEMORY_MB", 768, "Address-space limit of each parse worker, in MiB; a PDF needing more is refused."
+    )
+    max_page_chars: int = _setting(
+        "CITEBOT_MAX_PAGE_CHARS", 200_000, "Characters of text kept per page; longer pages are cut (the reply says so)."
+    )
+    max_chunks: int = _setting(
+        "CITEBOT_MAX_CHUNKS", 5000, "Chunks per document; a PDF with more text is refused before anything is embedded."
+    )
     top_k: int = _setting("CITEBOT_TOP_K", 6, "Chunks retrieved per question.")
     alpha: float = _setting("CITEBOT_ALPHA", 0.5, "Hybrid search weight: 0 = keyword (BM25) only, 1 = vector only.")
     min_relevance: float = _setting(

@@ -16,12 +16,9 @@ built once and shared by all threads.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from hamilton import driver
@@ -31,6 +28,7 @@ from citebot.domain import Answer, ArxivOutcome, Document, IngestResult, Mode, P
 from citebot.embeddings import build_embedder
 from citebot.errors import CitebotError, DocumentNotFound
 from citebot.llm import build_chat_model
+from citebot.parse_workers import ParseBudget, ParsePool
 from citebot.settings import Settings
 from citebot.store import Store, connect
 from dataflows import arxiv_source, pdf_ingestion, retrieval
@@ -98,7 +96,7 @@ class Citebot:
         self.chat_model = build_chat_model(settings)
         self.timer = NodeTimer()
         self.drivers = build_drivers(self.timer, "llm" if self.chat_model else "extractive")
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: ParsePool | None = None
         self._pool_lock = threading.Lock()
         self._in_progress: set[str] = set()
         self._in_progress_lock = threading.Lock()
@@ -162,11 +160,14 @@ class Citebot:
             "provenance": provenance,
             "max_pdf_bytes": s.max_pdf_bytes,
             "max_pages": s.max_pages,
+            "max_page_chars": s.max_page_chars,
+            "max_chunks": s.max_chunks,
             "chunk_chars": s.chunk_chars,
             "chunk_overlap_chars": s.chunk_overlap_chars,
             "embedder": self.embedder,
             "store": self.store,
             "parse_pool": self._parse_pool(),
+            "parse_budget": ParseBudget(s.parse_budget_s),
         }
         self.timer.reset()
         # Phase 1 (cheap): the document's identity. Known bytes are not parsed or embedded again.
@@ -200,14 +201,12 @@ class Citebot:
         self.store.add_scope(doc.document_id, scope)
         return IngestResult(document=doc, already_present=True, seconds=round(time.perf_counter() - started, 3))
 
-    def _parse_pool(self) -> ProcessPoolExecutor | None:
-        workers = min(os.cpu_count() or 1, 4)
-        if workers < 2:
-            return None
+    def _parse_pool(self) -> ParsePool:
+        """Parse worker processes (started on first use): every PDF is read in one, within the
+        parse budget and memory cap, so a hostile file can be stopped without harming the bot."""
         with self._pool_lock:
             if self._pool is None:
-                # forkserver: never fork a process that runs gRPC and model threads.
-                self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+                self._pool = ParsePool(self.settings.parse_workers, self.settings.parse_memory_mb)
             return self._pool
 
     def _remove_stale_ingests(self) -> None:
@@ -299,7 +298,7 @@ class Citebot:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            self._pool.close()
         self.client.close()
 
     def __enter__(self) -> Citebot:

@@ -5,7 +5,12 @@ parameters are the nodes (or inputs) it needs. The arXiv dataflow cuts in at ``p
 and ``source_metadata``.
 
 Inputs: pdf_bytes, provenance, max_pdf_bytes, max_pages, chunk_chars, chunk_overlap_chars,
-embedder, store, parse_pool (an Executor or None), source_metadata ({} for plain PDFs).
+max_page_chars, max_chunks, embedder, store, parse_pool (a ParsePool), parse_budget (this
+document's ParseBudget), source_metadata ({} for plain PDFs).
+
+Everything that reads the PDF's structure or text runs in parse workers within the document's
+time budget and the workers' memory cap (citebot/parse_workers.py); the bot's process only
+handles bytes, short metadata strings and page texts within the text caps.
 """
 
 from __future__ import annotations
@@ -13,35 +18,21 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import time
-import unicodedata
 import uuid
-from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Any
 
 from hamilton.function_modifiers import tag
-from pypdf import PdfReader
 
 from citebot.chunking import chunk_pages
 from citebot.domain import Chunk, Document, IngestResult, Provenance
 from citebot.embeddings import Embedder
 from citebot.errors import CitebotError, NoExtractableText, StoreFailed
-from citebot.pdf_text import (
-    PageText,
-    check_pdf_bytes,
-    extract_pages,
-    is_text_page,
-    largest_text_on_first_page,
-    open_pdf,
-    page_count,
-    pdf_info,
-)
+from citebot.parse_workers import ParseBudget, ParsePool, parse_pages, read_overview
+from citebot.pdf_text import PageText, PdfOverview, TextCaps, check_pdf_bytes, is_text_page
 from citebot.store import Store
+from citebot.text_hygiene import clean_field, clean_names
 
-# PDFs with at least this many pages are parsed in worker processes, in about this many
-# page ranges (more ranges than workers balances uneven pages).
-MIN_PAGES_FOR_POOL = 8
-PARSE_TASKS = 6
 # Chunks per embedding request / store call (embedding of batch i+1 overlaps storing batch i).
 CHUNKS_PER_BATCH = 64
 
@@ -57,31 +48,39 @@ def document_id(checked_pdf: bytes) -> str:
     return hashlib.sha256(checked_pdf).hexdigest()
 
 
-def pdf_document(checked_pdf: bytes) -> PdfReader:
-    """The parsed PDF (raises for encrypted or corrupt files)."""
-    return open_pdf(checked_pdf)
+def pdf_document(checked_pdf: bytes, max_pages: int, parse_pool: ParsePool, parse_budget: ParseBudget) -> PdfOverview:
+    """The PDF's page count, metadata and first-page title, read in a parse worker (raises for
+    encrypted, corrupt, over-long, too slow or too memory-hungry files)."""
+    return read_overview(parse_pool, checked_pdf, max_pages, parse_budget)
 
 
-def page_total(pdf_document: PdfReader, max_pages: int) -> int:
-    """Number of pages (raises for over-long PDFs)."""
-    return page_count(pdf_document, max_pages)
+def page_total(pdf_document: PdfOverview) -> int:
+    """Number of pages (within ``max_pages``)."""
+    return pdf_document.pages
 
 
-def extracted_pages(checked_pdf: bytes, page_total: int, parse_pool: Executor | None = None) -> list[PageText]:
-    """Text of every page, NFKC-normalised with hyphenation joined; page ranges are parsed in
-    parallel worker processes when a pool is given and the PDF is long enough to pay for it."""
-    if parse_pool is None or page_total < MIN_PAGES_FOR_POOL:
-        return extract_pages(checked_pdf, 0, page_total)
-    tasks = min(PARSE_TASKS, page_total // 4)
-    bounds = [round(i * page_total / tasks) for i in range(tasks + 1)]
-    ranges = list(zip(bounds, bounds[1:]))
-    futures = [parse_pool.submit(extract_pages, checked_pdf, start, end) for start, end in ranges]
-    return [page for future in futures for page in future.result()]
+def text_caps(max_page_chars: int, max_chunks: int, chunk_chars: int) -> TextCaps:
+    """How much text a page and a document may bring."""
+    return TextCaps(page_chars=max_page_chars, chunks=max_chunks, chunk_chars=chunk_chars)
+
+
+def extracted_pages(
+    checked_pdf: bytes, page_total: int, parse_pool: ParsePool, parse_budget: ParseBudget, text_caps: TextCaps
+) -> list[PageText]:
+    """Text of every page, NFKC-normalised with hyphenation joined, parsed in worker processes
+    (page ranges in parallel) within the document's time budget and the text caps."""
+    return parse_pages(parse_pool, checked_pdf, 0, page_total, parse_budget, text_caps)
 
 
 def readable_pages(extracted_pages: list[PageText]) -> list[PageText]:
-    """Pages with real text; a PDF without any (scanned, image-only) is refused."""
-    pages = [page for page in extracted_pages if is_text_page(page)]
+    """Pages with real text, each distinct text once (the first page that has it); a PDF
+    without any (scanned, image-only) is refused."""
+    seen: set[str] = set()
+    pages = []
+    for page in extracted_pages:
+        if is_text_page(page) and page.text not in seen:
+            seen.add(page.text)
+            pages.append(page)
     if not pages:
         raise NoExtractableText(
             "The PDF has no extractable text (it looks scanned or image-only). Run it through OCR and share the result."
@@ -89,14 +88,14 @@ def readable_pages(extracted_pages: list[PageText]) -> list[PageText]:
     return pages
 
 
-def pdf_properties(pdf_document: PdfReader) -> dict[str, str]:
-    """Title and author from the PDF's own metadata (often empty)."""
-    return pdf_info(pdf_document)
+def pdf_properties(pdf_document: PdfOverview) -> dict[str, str]:
+    """Title and author from the PDF's own metadata (often empty; cleaned and capped)."""
+    return {"title": pdf_document.title, "author": pdf_document.author}
 
 
-def first_page_title(pdf_document: PdfReader) -> str:
+def first_page_title(pdf_document: PdfOverview) -> str:
     """The largest upright text on page 1: a paper's title, usually."""
-    return largest_text_on_first_page(pdf_document)
+    return pdf_document.first_page_title
 
 
 def title(
@@ -104,15 +103,16 @@ def title(
 ) -> str:
     """arXiv metadata, else PDF metadata, else the first page's largest text, else the file name."""
     for candidate in (source_metadata.get("title"), pdf_properties.get("title"), first_page_title, provenance.filename):
-        if candidate and len(candidate.strip()) >= 3:
-            return unicodedata.normalize("NFKC", " ".join(candidate.split()))[:300]
+        cleaned = clean_field(candidate)
+        if len(cleaned) >= 3:
+            return cleaned
     return "Untitled document"
 
 
 def authors(source_metadata: dict[str, Any], pdf_properties: dict[str, str]) -> list[str]:
     if source_metadata.get("authors"):
-        return list(source_metadata["authors"])
-    return [pdf_properties["author"]] if pdf_properties.get("author") else []
+        return clean_names(source_metadata["authors"])
+    return clean_names([pdf_properties.get("author") or ""])
 
 
 def chunks(document_id: str, readable_pages: list[PageText], chunk_chars: int, chunk_overlap_chars: int) -> list[Chunk]:
@@ -128,8 +128,12 @@ def document(
     chunks: list[Chunk],
     provenance: Provenance,
     source_metadata: dict[str, Any],
+    text_caps: TextCaps,
 ) -> Document:
-    """The document as it will be stored (``ingesting`` until every chunk is in Weaviate)."""
+    """The document as it will be stored (``ingesting`` until every chunk is in Weaviate);
+    more chunks than the cap are refused before anything is embedded."""
+    if text_caps.chunks and len(chunks) > text_caps.chunks:
+        raise text_caps.too_much(len(chunks))
     return Document(
         document_id=document_id,
         title=title,
@@ -140,7 +144,7 @@ def document(
         added_by=provenance.user,
         link=source_metadata.get("link") or provenance.link,
         arxiv_id=source_metadata.get("arxiv_id", ""),
-        filename=provenance.filename,
+        filename=clean_field(provenance.filename),
         scopes=(provenance.scope.key,),
         status="ingesting",
     )
@@ -193,6 +197,23 @@ def _remove_quietly(store: Store, doc_id: str) -> None:
         pass
 
 
-def ingest_result(document: Document, stored_document: dict[str, float]) -> IngestResult:
-    """The newly indexed document (now ready) and the seconds spent embedding and storing."""
-    return IngestResult(document=replace(document, status="ready"), already_present=False, timings=dict(stored_document))
+def ingest_notes(extracted_pages: list[PageText], text_caps: TextCaps) -> list[str]:
+    """What the user should know about how the document was read (pages cut to the page cap)."""
+    cut = [page for page in extracted_pages if page.cut_from]
+    if not cut:
+        return []
+    numbers = ", ".join(str(page.number) for page in cut[:10]) + (" …" if len(cut) > 10 else "")
+    return [
+        f"{len(cut)} page(s) had more than {text_caps.page_chars:,} characters of text and were cut to that "
+        f"(page {numbers}); the rest of those pages is not searchable."
+    ]
+
+
+def ingest_result(document: Document, stored_document: dict[str, float], ingest_notes: list[str]) -> IngestResult:
+    """The newly indexed document (now ready), the seconds spent embedding and storing, and notes."""
+    return IngestResult(
+        document=replace(document, status="ready"),
+        already_present=False,
+        timings=dict(stored_document),
+        notes=list(ingest_notes),
+    )
