@@ -5,14 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from citebot.arxiv_ids import check_id_count
 from citebot.domain import CLI_SCOPE, Answer, Provenance, Scope
+from citebot.downloads import read_pdf_file
 from citebot.errors import CitebotError
 from citebot.settings import Settings, SettingsError
+from citebot.text_hygiene import terminal_safe
+
+
+def say(*parts: object, file: Any = None, end: str = "\n") -> None:
+    """Print text that may come from documents (titles, file names, excerpts) to the user with
+    terminal escape sequences and control characters removed: a title must not rewrite the
+    user's screen."""
+    print(terminal_safe(" ".join(str(p) for p in parts)), file=file or sys.stdout, end=end, flush=file is sys.stderr)
 
 
 def _scope(text: str) -> Scope:
@@ -57,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # never die on a character the terminal cannot show
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -65,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         return COMMANDS[args.command](args, settings)
     except (CitebotError, SettingsError) as error:
-        print(f"citebot: {error}", file=sys.stderr)
+        say(f"citebot: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # a connection refused, a server down: one line, not a traceback
         if args.verbose:
             raise
-        print(
+        say(
             f"citebot: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
             "(run with -v for details, or `citebot doctor`)",
             file=sys.stderr,
@@ -89,13 +103,24 @@ def _open(settings: Settings):
 
 
 def _pdfs(paths: list[Path]) -> Iterator[Path]:
+    """The files to ingest: each path given, and every ``*.pdf`` under each folder given (any
+    name, in any encoding; entries that are not regular files are yielded too, so that each is
+    refused with its own message when read)."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file())
-        elif path.exists():
+            found = []
+            for folder, dirs, names in os.walk(path):  # unreadable sub-folders are skipped
+                dirs.sort()
+                found += [Path(folder, n) for n in names if n.lower().endswith(".pdf")]
+            yield from sorted(found)
+        elif path.exists() or path.is_symlink():
             yield path
         else:
-            raise CitebotError(f"{path}: no such file or folder")
+            raise CitebotError(f"{terminal_safe(str(path))}: no such file or folder")
+
+
+def _read(path: Path, settings: Settings) -> bytes:
+    return read_pdf_file(path, settings.max_pdf_bytes)
 
 
 def _progress(done: int, total: int, label: str) -> None:
@@ -105,9 +130,8 @@ def _progress(done: int, total: int, label: str) -> None:
     width = 24
     filled = width * done // total
     end = "\n" if done == total else ""
-    print(
-        f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:50]:<50}", end=end, file=sys.stderr, flush=True
-    )
+    label = terminal_safe(label)[:50]
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label:<50}", end=end, file=sys.stderr, flush=True)
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -120,7 +144,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             _progress(i, len(files), path.name)
             try:
                 result = bot.ingest_pdf(
-                    path.read_bytes(),
+                    _read(path, settings),
                     Provenance(
                         scope=args.scope, user="cli", source="file", link=path.resolve().as_uri(), filename=path.name
                     ),
@@ -132,12 +156,19 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
                     if result.already_present
                     else f"{path.name}: {doc.title} — {doc.pages} pages, {doc.chunks} chunks, {result.seconds:.1f} s"
                 )
+                line += "".join(f"\n  note: {note}" for note in result.notes)
             except CitebotError as error:
                 rows.append({"file": str(path), "error": str(error)})
                 line = f"{path.name}: {error}"
+            except Exception as error:  # one bad file never stops the rest of the folder
+                logging.getLogger(__name__).debug("ingest of %s failed", path, exc_info=True)
+                rows.append({"file": str(path), "error": f"{type(error).__name__}: {error}"})
+                line = f"{path.name}: failed unexpectedly ({type(error).__name__}: {str(error)[:200]})"
             if not args.json:
                 _progress(i, len(files), "")
-                print(("\r" if len(files) > 1 and sys.stderr.isatty() else "") + line)
+                if len(files) > 1 and sys.stderr.isatty():
+                    print("\r", end="")
+                say(line)
         _progress(len(files), len(files), "done")
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -145,8 +176,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_arxiv(args: argparse.Namespace, settings: Settings) -> int:
+    ids = list(dict.fromkeys(args.ids))
+    check_id_count(ids)  # before Weaviate starts
     with _open(settings) as bot:
-        outcomes = bot.ingest_arxiv(args.ids, Provenance(scope=args.scope, user="cli", source="arxiv"))
+        outcomes = bot.ingest_arxiv(ids, Provenance(scope=args.scope, user="cli", source="arxiv"))
     if args.json:
         print(json.dumps([o.to_dict() for o in outcomes], indent=2))
     for o in outcomes if not args.json else []:
@@ -154,9 +187,9 @@ def cmd_arxiv(args: argparse.Namespace, settings: Settings) -> int:
             doc = o.result.document
             state = "already indexed" if o.result.already_present else f"{doc.pages} pages, {doc.chunks} chunks"
             authors = ", ".join(doc.authors[:3]) + (" et al." if len(doc.authors) > 3 else "")
-            print(f"{o.requested_id}: {doc.title} — {authors} ({state}) {doc.link}")
+            say(f"{o.requested_id}: {doc.title} — {authors} ({state}) {doc.link}")
         else:
-            print(f"{o.requested_id}: {o.error}", file=sys.stderr)
+            say(f"{o.requested_id}: {o.error}", file=sys.stderr)
     return 1 if any(o.error for o in outcomes) else 0
 
 
@@ -173,14 +206,17 @@ def format_answer(answer: Answer) -> str:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     with _open(settings) as bot:
         answer = bot.ask(args.question, args.scope, top_k=args.top_k, alpha=args.alpha, mode=args.mode)
-    print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False) if args.json else format_answer(answer))
+    if args.json:
+        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        say(format_answer(answer))
     return 0
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     with _open(settings) as bot:
         count = len(bot.documents(args.scope))
-        print(f"citebot: {count} document(s) indexed here. Ask a question (empty line or Ctrl-D to quit).")
+        say(f"citebot: {count} document(s) indexed here. Ask a question (empty line or Ctrl-D to quit).")
         print(
             "Add documents with `citebot ingest FILE` or `citebot arxiv ID` in another terminal... "
             "or here: `:ingest PATH`, `:arxiv ID`."
@@ -195,15 +231,21 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 if line.startswith(":ingest "):
                     for path in _pdfs([Path(p) for p in line.split()[1:]]):
-                        r = bot.ingest_pdf(path.read_bytes(), Provenance(scope=args.scope, user="cli", filename=path.name))
-                        print(f"{path.name}: {r.document.title} — {r.document.pages} pages, {r.document.chunks} chunks")
+                        try:
+                            r = bot.ingest_pdf(
+                                _read(path, settings), Provenance(scope=args.scope, user="cli", filename=path.name)
+                            )
+                            say(f"{path.name}: {r.document.title} — {r.document.pages} pages, {r.document.chunks} chunks")
+                        except CitebotError as error:
+                            say(f"{path.name}: {error}")
                 elif line.startswith(":arxiv "):
-                    for o in bot.ingest_arxiv(line.split()[1:], Provenance(scope=args.scope, user="cli", source="arxiv")):
-                        print(f"{o.requested_id}: {o.result.document.title if o.result else o.error}")
+                    ids = list(dict.fromkeys(line.split()[1:]))
+                    for o in bot.ingest_arxiv(ids, Provenance(scope=args.scope, user="cli", source="arxiv")):
+                        say(f"{o.requested_id}: {o.result.document.title if o.result else o.error}")
                 else:
-                    print(format_answer(bot.ask(line, args.scope)), "\n")
+                    say(format_answer(bot.ask(line, args.scope)), "\n")
             except CitebotError as error:
-                print(f"citebot: {error}")
+                say(f"citebot: {error}")
     return 0
 
 
@@ -216,14 +258,17 @@ def cmd_docs(args: argparse.Namespace, settings: Settings) -> int:
     if not docs:
         print("No documents here yet. `citebot ingest FILE.pdf` or `citebot arxiv 1706.03762` adds one.")
     for d in docs:
-        print(f"{d.document_id[:12]}  {d.title[:70]:<70}  {d.source:<6} {d.pages:>4} p.  {d.added_at}")
+        say(f"{d.document_id[:12]}  {terminal_safe(d.title)[:70]:<70}  {d.source:<6} {d.pages:>4} p.  {d.added_at}")
     return 0
 
 
 def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     with _open(settings) as bot:
         removed = bot.forget(args.doc, args.scope)
-    print(json.dumps(removed.to_dict()) if args.json else f"Forgot: {removed.title}")
+    if args.json:
+        print(json.dumps(removed.to_dict()))
+    else:
+        say(f"Forgot: {removed.title}")
     return 0
 
 
@@ -259,7 +304,7 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
     up = sum(1 for r in rows if r["helpful"])
     print(f"{len(rows)} vote(s): {up} 👍, {len(rows) - up} 👎")
     for r in sorted(rows, key=lambda r: str(r.get("at")), reverse=True)[:50]:
-        print(f"  {'👍' if r['helpful'] else '👎'}  {r.get('scope', '')}  {r.get('user', '')}  {r.get('question', '')[:80]}")
+        say(f"  {'👍' if r['helpful'] else '👎'}  {r.get('scope', '')}  {r.get('user', '')}  {r.get('question', '')[:80]}")
     return 0
 
 

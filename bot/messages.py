@@ -316,6 +316,7 @@ def ingest_text(result: IngestResult, filename: str = "", link: str = "") -> str
     lines = [head]
     if authors:
         lines.append(f"_{authors}_")
+    lines += [f":information_source: {neutralise(note)}" for note in result.notes]
     lines.append("Ask about it with `/ask your question`, or mention me with a question.")
     return truncate("\n".join(lines), MAX_SECTION)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import re
 
-from citebot.errors import InvalidArxivId
+from citebot.errors import InvalidArxivId, TooManyIds
+
+# arXiv papers one request (`/arxiv`, `citebot arxiv`, ``Citebot.ingest_arxiv``) may add.
+MAX_IDS_PER_REQUEST = 10
 
 _NEW = r"\d{4}\.\d{4,5}(?:v\d+)?"
 _OLD = r"[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?"
@@ -28,3 +31,11 @@ def normalise_arxiv_id(text: str) -> str:
 
 def without_version(arxiv_id: str) -> str:
     return re.sub(r"v\d+$", "", arxiv_id)
+
+
+def check_id_count(ids: list[str] | tuple[str, ...]) -> None:
+    """Refuse more than ``MAX_IDS_PER_REQUEST`` IDs at once (10,000 once ran for many minutes)."""
+    if len(ids) > MAX_IDS_PER_REQUEST:
+        raise TooManyIds(
+            f"That is {len(ids):,} arXiv IDs; I add at most {MAX_IDS_PER_REQUEST} per request. Send them in smaller groups."
+        )

@@ -1,11 +1,16 @@
-"""Fetching a PDF over HTTP with aiohttp: a timeout, a size cap enforced while streaming, and
-refusal of HTML pages (a login page means no access). Used for arXiv and for Slack files."""
+"""Getting a PDF's bytes with the size limit applied before the work: over HTTP with aiohttp (a
+timeout, Content-Length checked before the body, a size cap enforced while streaming, HTML login
+pages refused; used for arXiv and Slack files) and from a local path (regular files only, size
+from ``fstat`` before reading; used by the CLI)."""
 
 from __future__ import annotations
 
+import os
+import stat
+
 import aiohttp
 
-from citebot.errors import DownloadFailed, PdfTooLarge
+from citebot.errors import DownloadFailed, NotARegularFile, PdfTooLarge
 
 
 def _mib(n: int) -> str:
@@ -44,3 +49,37 @@ async def fetch_pdf(
         raise DownloadFailed(f"The download of {name} timed out after {timeout_s:.0f} s; try again later.") from error
     except aiohttp.ClientError as error:
         raise DownloadFailed(f"The download of {name} failed ({type(error).__name__}); try again later.") from error
+
+
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def read_pdf_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """The bytes of a local file, refused before reading when it is not a regular file (a FIFO
+    would block forever, /dev/zero never ends) or its size is over ``max_bytes`` (an 8 GB sparse
+    file costs nothing to stat)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise DownloadFailed("no such file") from None
+    except PermissionError:
+        raise DownloadFailed("permission denied: citebot cannot read this file") from None
+    except OSError as error:
+        raise DownloadFailed(f"cannot open the file ({error.strerror or type(error).__name__})") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+            raise NotARegularFile(f"this is {kind}, not a PDF file; give the path of a PDF file.")
+        if info.st_size > max_bytes:
+            raise PdfTooLarge(f"The file is {_mib(info.st_size)}; the limit is {_mib(max_bytes)}.")
+        data = file.read(max_bytes + 1)
+        if len(data) > max_bytes:  # it grew while we read it
+            raise PdfTooLarge(f"The file is larger than the limit of {_mib(max_bytes)}.")
+        return data

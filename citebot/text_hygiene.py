@@ -36,3 +36,13 @@ def clean_names(names: list[str] | tuple[str, ...]) -> list[str]:
     """Author names: each cleaned, empty ones dropped, at most ``MAX_AUTHORS``."""
     cleaned = (clean_field(name) for name in list(names)[: MAX_AUTHORS * 2])
     return [name for name in cleaned if name][:MAX_AUTHORS]
+
+
+_ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text that cannot move the cursor, recolour, retitle or rewrite a terminal: escape
+    sequences and control characters removed (newlines and tabs kept), surrogates replaced."""
+    return _TERMINAL_CONTROLS.sub("", _ESCAPE_SEQUENCE.sub("", without_surrogates(text)))

@@ -24,6 +24,7 @@ from typing import Any
 from hamilton import driver
 from hamilton.lifecycle import api as lifecycle
 
+from citebot.arxiv_ids import check_id_count
 from citebot.domain import Answer, ArxivOutcome, Document, IngestResult, Mode, Provenance, Scope
 from citebot.embeddings import build_embedder
 from citebot.errors import CitebotError, DocumentNotFound
@@ -109,7 +110,9 @@ class Citebot:
         return self._ingest("pdf", {"pdf_bytes": pdf, "source_metadata": metadata}, provenance)
 
     def ingest_arxiv(self, ids: Sequence[str], provenance: Provenance) -> list[ArxivOutcome]:
-        """Fetch and index arXiv papers; one outcome per requested id, errors per id."""
+        """Fetch and index arXiv papers; one outcome per requested id, errors per id (more than
+        ``MAX_IDS_PER_REQUEST`` ids raise ``TooManyIds``)."""
+        check_id_count(ids)
         outcomes = []
         for requested in ids:
             try:

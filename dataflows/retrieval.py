@@ -28,6 +28,7 @@ from citebot.embeddings import Embedder
 from citebot.errors import EmptyQuestion
 from citebot.llm import ChatModel, Messages
 from citebot.store import Store
+from citebot.text_hygiene import without_surrogates
 
 MAX_QUESTION_CHARS = 2000
 NEAR_DUPLICATE_JACCARD = 0.8
@@ -52,8 +53,9 @@ _STOPWORDS = frozenset(
 
 
 def clean_question(question: str) -> str:
-    """The question, trimmed to a sane length; empty (or punctuation only) is refused."""
-    text = " ".join(question.split())
+    """The question, trimmed to a sane length, undecodable bytes (lone surrogates) replaced;
+    empty (or punctuation only) is refused."""
+    text = " ".join(without_surrogates(question).split())
     if not _WORD.search(text.lower()) and not any(ch.isalnum() for ch in text):
         raise EmptyQuestion("Ask a question in words, e.g. `/ask What optimizer did the Transformer use?`")
     return text[:MAX_QUESTION_CHARS]

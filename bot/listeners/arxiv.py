@@ -12,17 +12,22 @@ from bot import messages
 from bot.deps import Deps
 from bot.guard import never_silent, on_command, post_or_explain
 from bot.incoming import Command
+from citebot.arxiv_ids import check_id_count
 from citebot.domain import Provenance
-
-MAX_IDS = 10
+from citebot.errors import TooManyIds
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @on_command(app, deps, "/arxiv")
     async def on_arxiv(command: Command) -> None:
         ids = list(dict.fromkeys(t for t in re.split(r"[\s,]+", command.text) if t))
-        if not ids or len(ids) > MAX_IDS:
-            await command.tell(messages.ARXIV_USAGE + (f" (at most {MAX_IDS} ids at a time)" if ids else ""))
+        if not ids:
+            await command.tell(messages.ARXIV_USAGE)
+            return
+        try:
+            check_id_count(ids)
+        except TooManyIds as error:
+            await command.tell(f"{error} {messages.ARXIV_USAGE}")
             return
         if not await deps.claims.first(command.claim_key):
             return
