@@ -97,22 +97,31 @@ def _has_images(page) -> bool:
 def _content_key(page) -> tuple | None:
     """What a page's text depends on, by object reference: pages with the same key have the same
     text (a crafted file can point hundreds of pages at one content stream). None when the page
-    has its own direct objects and cannot be compared cheaply."""
+    cannot be compared cheaply."""
     try:
-        contents, resources = page.raw_get("/Contents"), page.raw_get("/Resources")
-        refs = []
-        for item in (contents, resources if resources is not None else page.raw_get("/Parent")):
-            if item is None:
-                refs.append(None)
-            elif hasattr(item, "idnum"):
-                refs.append((item.idnum, item.generation))
-            elif isinstance(item, list) and all(hasattr(x, "idnum") for x in item):
-                refs.append(tuple((x.idnum, x.generation) for x in item))
-            else:
-                return None
-        return (*refs, int(page.get("/Rotate", 0) or 0))
+        resources = page.raw_get("/Resources") if "/Resources" in page else ("inherited", page.raw_get("/Parent"))
+        return (_shape(page.raw_get("/Contents")), _shape(resources), int(page.get("/Rotate", 0) or 0))
     except Exception:
         return None
+
+
+def _shape(item, depth: int = 0):
+    """A hashable picture of a (small) PDF object in which indirect objects are their references."""
+    if depth > 4:
+        raise ValueError("too deep to compare")
+    if hasattr(item, "idnum"):
+        return ("ref", item.idnum, item.generation)
+    if isinstance(item, dict):
+        if len(item) > 64:
+            raise ValueError("too large to compare")
+        return tuple(sorted((str(k), _shape(v, depth + 1)) for k, v in item.items()))
+    if isinstance(item, list | tuple):
+        if len(item) > 64:
+            raise ValueError("too large to compare")
+        return tuple(_shape(v, depth + 1) for v in item)
+    if hasattr(item, "get_data"):  # a direct stream cannot be compared cheaply
+        raise ValueError("stream")
+    return repr(item)[:200]
 
 
 @dataclass(frozen=True)
