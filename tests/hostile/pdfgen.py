@@ -79,7 +79,10 @@ def paper(topic: str, pages: int = 2) -> bytes:
         f"The {topic} method was evaluated on three benchmark datasets.".encode(),
         f"Results show that {topic} improves accuracy by twelve percent.".encode(),
     ]
-    return text_pdf([lines * 5 for _ in range(pages)], info=b"<< /Title (The %s report) >>" % topic.encode())
+    return text_pdf(
+        [[f"Section {n} of the {topic} report.".encode(), *lines * 5] for n in range(1, pages + 1)],
+        info=b"<< /Title (The %s report) >>" % topic.encode(),
+    )
 
 
 def nested_forms(depth: int = 7, fanout: int = 12) -> bytes:
