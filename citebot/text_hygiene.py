@@ -12,6 +12,7 @@ REPLACEMENT = "\ufffd"
 MAX_FIELD_CHARS = 300
 MAX_AUTHORS = 100
 
+_ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # C0/C1 controls, DEL, and bidi overrides/isolates that can disguise text.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -24,10 +25,11 @@ def without_surrogates(text: str) -> str:
 
 
 def clean_field(value: object, max_chars: int = MAX_FIELD_CHARS) -> str:
-    """One line of metadata: surrogates replaced, NFKC, control characters dropped, whitespace
+    """One line of metadata: surrogates replaced, terminal escape sequences removed, NFKC, control
+    characters dropped, whitespace
     collapsed, at most ``max_chars`` characters (cut before normalising, so a huge value costs
     nothing)."""
-    text = without_surrogates(str(value or "")[: max_chars * 4])
+    text = _ESCAPE_SEQUENCE.sub("", without_surrogates(str(value or "")[: max_chars * 4]))
     text = _CONTROLS.sub(" ", unicodedata.normalize("NFKC", text))
     return " ".join(text.split())[:max_chars]
 
@@ -38,7 +40,6 @@ def clean_names(names: list[str] | tuple[str, ...]) -> list[str]:
     return [name for name in cleaned if name][:MAX_AUTHORS]
 
 
-_ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 

@@ -69,7 +69,7 @@ def test_huge_metadata_is_capped_and_cleaned_and_the_list_still_works(hostile_bo
         pdf = pdfgen.huge_metadata(2**20 + copy)
         added.append(hostile_bot.ingest_pdf(pdf, Provenance(scope=SCOPE, filename=f"meta{copy}.pdf")))
     for result in added:
-        assert result.document.title == "Metadata [31mbomb [0m report"  # escape and bidi characters gone
+        assert result.document.title == "Metadata bomb report"  # escape and bidi characters gone
         assert result.document.authors == ("A" * 300,)
     with Stopwatch() as watch:
         try:  # 40 MB: read within the budget (then capped like the others) or refused, quickly and clearly
