@@ -1,0 +1,74 @@
+"""Hostile PDFs shared in Slack at the same time as a normal one (the bot against the stand-in
+Slack, a real Weaviate): the normal PDF is indexed without waiting for the hostile parses, each
+hostile share gets its own clear reply within the budget, and an earlier document still answers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from bot.runner import BotServer
+from citebot.settings import Settings
+from dataflows.app import Citebot
+from tests.bot.harness import BotThread, Driver, new_channel, share_file, thread_texts
+from tests.hostile import pdfgen
+from tests.hostile.conftest import MARGIN_S
+from tests.standins.slack_server import SlackStandIn
+
+# Long enough that "the normal PDF did not wait for a hostile parse to be stopped" is visible.
+BOT_BUDGET_S = 12.0
+
+
+@pytest.fixture(scope="module")
+def hostile_http(bot_settings: Settings, slack: SlackStandIn) -> Iterator[Driver]:
+    settings = replace(bot_settings, collection_prefix="HostileBot", parse_budget_s=BOT_BUDGET_S, parse_workers=3)
+    citebot = Citebot(settings)
+    bot = BotThread(BotServer(settings, citebot, host="127.0.0.1", port=0)).start()
+    try:
+        yield Driver(slack, bot, "http")
+    finally:
+        bot.stop()
+        citebot.close()
+
+
+def _reply(slack: SlackStandIn, channel: str, ts: str, timeout: float) -> str:
+    return slack.wait_for(lambda: thread_texts(slack, channel, ts), timeout=timeout)[0]
+
+
+def test_hostile_shares_do_not_hold_up_a_normal_pdf(hostile_http: Driver, slack: SlackStandIn) -> None:
+    channel = new_channel(slack)
+    known, payload = share_file(slack, channel, pdfgen.paper("zebra"), "zebra.pdf")
+    hostile_http.deliver(payload)
+    assert "|The zebra report>*: 2 pages" in _reply(slack, channel, known["ts"], timeout=120)
+
+    shares = {}
+    started = time.perf_counter()
+    for name, pdf in (
+        ("forms.pdf", pdfgen.nested_forms(depth=7, fanout=12)),
+        ("operators.pdf", pdfgen.tiny_operators(1_000_000)),
+        ("okapi.pdf", pdfgen.paper("okapi")),
+    ):
+        message, payload = share_file(slack, channel, pdf, name)
+        hostile_http.deliver(payload)
+        shares[name] = message["ts"]
+
+    normal = _reply(slack, channel, shares["okapi.pdf"], timeout=BOT_BUDGET_S + MARGIN_S)
+    normal_seconds = time.perf_counter() - started
+    assert "|The okapi report>*: 2 pages" in normal
+    # Both hostile parses are still running (or were just stopped): the normal PDF did not queue behind them.
+    assert normal_seconds < BOT_BUDGET_S, normal_seconds
+
+    for name in ("forms.pdf", "operators.pdf"):
+        reply = _reply(slack, channel, shares[name], timeout=BOT_BUDGET_S + MARGIN_S)
+        assert reply.startswith(":x:") and "took too long to read" in reply and "scanned or unusual PDF" in reply
+        slack.wait_for(lambda ts=shares[name]: "x" in slack.reactions_on(channel, ts))
+    assert time.perf_counter() - started < BOT_BUDGET_S + MARGIN_S
+
+    # The document shared before is still answerable, through /ask.
+    hostile_http.command("/ask", "How much does the zebra method improve accuracy?", channel)
+    asked = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if m.get("bot_id") and "asked" in m["text"]])
+    answer = hostile_http.final_reply(channel, asked[-1]["ts"])
+    assert "twelve percent" in answer["text"] and "zebra" in answer["text"].lower()
