@@ -22,10 +22,7 @@ def main() -> None:
     with Citebot(Settings.from_env()) as bot:
         # A bot that has run for a while has its parsing pool started: start it here too, so the
         # ingest is timed as the bot would do it, and idle memory includes the workers.
-        pool = bot._parse_pool()
-        if pool is not None:
-            for f in [pool.submit(time.sleep, 0.3) for _ in range(pool._max_workers)]:
-                f.result()
+        bot._parse_pool().start_workers()
         print("idle", flush=True)
         time.sleep(3.0)
         data = path.read_bytes()

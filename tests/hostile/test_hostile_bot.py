@@ -72,3 +72,12 @@ def test_hostile_shares_do_not_hold_up_a_normal_pdf(hostile_http: Driver, slack:
     asked = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if m.get("bot_id") and "asked" in m["text"]])
     answer = hostile_http.final_reply(channel, asked[-1]["ts"])
     assert "twelve percent" in answer["text"] and "zebra" in answer["text"].lower()
+
+
+def test_arxiv_command_with_too_many_ids_is_refused_with_the_limit(hostile_http: Driver, slack: SlackStandIn) -> None:
+    channel = new_channel(slack)
+    ids = " ".join(f"2301.{i:05d}" for i in range(11))
+    payload = hostile_http.command("/arxiv", ids, channel)
+    responses = slack.wait_for(lambda: hostile_http.responses_for(payload["response_url"]), timeout=10)
+    assert "That is 11 arXiv IDs; I add at most 10 per request." in responses[0]["text"]
+    assert not slack.channel_messages(channel)  # refused before anything was posted or fetched
