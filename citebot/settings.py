@@ -88,7 +88,9 @@ class Settings:
         "CITEBOT_PARSE_MEMORY_MB", 768, "Address-space limit of each parse worker, in MiB; a PDF needing more is refused."
     )
     max_page_chars: int = _setting(
-        "CITEBOT_MAX_PAGE_CHARS", 200_000, "Characters of text kept per page; longer pages are cut (the reply says so)."
+        "CITEBOT_MAX_PAGE_CHARS",
+        50_000,
+        "Characters of text kept per page (a dense real page has ~6,000); longer pages are cut (the reply says so).",
     )
     max_chunks: int = _setting(
         "CITEBOT_MAX_CHUNKS", 5000, "Chunks per document; a PDF with more text is refused before anything is embedded."
