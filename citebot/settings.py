@@ -85,7 +85,9 @@ class Settings:
         "CITEBOT_PARSE_WORKERS", 3, "PDF parse worker processes (one hostile PDF occupies at most one for the budget)."
     )
     parse_memory_mb: int = _setting(
-        "CITEBOT_PARSE_MEMORY_MB", 768, "Address-space limit of each parse worker, in MiB; a PDF needing more is refused."
+        "CITEBOT_PARSE_MEMORY_MB",
+        384,
+        "Address-space limit of each parse worker, in MiB (the 352-page test book needs 80); a PDF needing more is refused.",
     )
     max_page_chars: int = _setting(
         "CITEBOT_MAX_PAGE_CHARS",

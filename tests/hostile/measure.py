@@ -9,6 +9,7 @@ Sizes are the ones from issue #15 (40 MB author, 5 MB page, a million operators,
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -54,7 +55,7 @@ class PeakRss(threading.Thread):
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.peak = self.peak_self = 0.0
+        self.peak = self.peak_self = self.window = 0.0
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -62,7 +63,14 @@ class PeakRss(threading.Thread):
         while not self.stop.wait(0.05):
             own = _rss_mib(me)
             self.peak_self = max(self.peak_self, own)
-            self.peak = max(self.peak, own + sum(_rss_mib(p) for p in _descendants(me) if "weaviate" not in _cmd(p)))
+            total = own + sum(_rss_mib(p) for p in _descendants(me) if "weaviate" not in _cmd(p))
+            self.peak = max(self.peak, total)
+            self.window = max(self.window, total)
+
+    def take_window(self) -> float:
+        """The peak since the last call."""
+        peak, self.window = self.window, 0.0
+        return peak
 
 
 def _cmd(pid: int) -> str:
@@ -115,7 +123,7 @@ def main() -> None:
             print(
                 f"budget {budget:.0f} s, workers {settings.parse_workers}, worker memory cap {settings.parse_memory_mb} MiB"
             )
-            print("| input | size | seconds | outcome |\n|---|---|---|---|")
+            print("| input | size | seconds | peak RSS, bot + workers | outcome |\n|---|---|---|---|---|")
             for name in CASES:
                 pdf = files[name].read_bytes()
                 started = time.perf_counter()
@@ -129,9 +137,10 @@ def main() -> None:
                     bot.forget(doc.document_id, SCOPE)
                 except CitebotError as error:
                     outcome = f"{type(error).__name__}: {str(error)[:90]}"
-                print(
-                    f"| {name} | {len(pdf) / 2**20:.2f} MiB | {time.perf_counter() - started:.1f} | {outcome} |", flush=True
-                )
+                seconds = time.perf_counter() - started
+                time.sleep(0.2)
+                peak = rss.take_window()
+                print(f"| {name} | {len(pdf) / 2**20:.2f} MiB | {seconds:.1f} | {peak:.0f} MiB | {outcome} |", flush=True)
             with tempfile.TemporaryDirectory() as tmp:
                 fifo, sparse = Path(tmp, "p.pdf"), Path(tmp, "s.pdf")
                 os.mkfifo(fifo)
@@ -144,7 +153,7 @@ def main() -> None:
                         outcome = "read?!"
                     except CitebotError as error:
                         outcome = f"{type(error).__name__}: {error}"
-                    print(f"| {name} (CLI) | - | {time.perf_counter() - started:.3f} | {outcome} |")
+                    print(f"| {name} (CLI) | - | {time.perf_counter() - started:.3f} | - | {outcome} |")
             answer = bot.ask("Which optimizer did the Transformer use?", SCOPE)
             still = any(c.document_id == known.document.document_id for c in answer.citations)
             print(f"\nearlier document still answerable: {still}; documents here: {len(bot.documents(SCOPE))}")
@@ -171,6 +180,7 @@ def main() -> None:
     finally:
         rss.stop.set()
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
