@@ -28,6 +28,9 @@ from citebot.pdf_text import PageText, PdfOverview, TextCaps, extract_pages, pdf
 log = logging.getLogger(__name__)
 
 TOO_SLOW = "The PDF took too long to read (over {budget:.0f} s); is it a scanned or unusual PDF? Try exporting it again."
+# A worker whose peak memory passed this many MiB is replaced after its call: Python keeps freed
+# memory, and an idle worker should not hold what one odd PDF once needed.
+RECYCLE_ABOVE_MB = 160
 TOO_BIG = "The PDF needs more memory to read than citebot allows (over {mb} MiB); is it a scanned or unusual PDF?"
 
 
@@ -78,21 +81,23 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
     while True:
         try:
             fn, args = conn.recv()
-        except (EOFError, OSError):
+        except (EOFError, OSError, MemoryError):  # MemoryError: the PDF alone is over the limit
             return
+        retire = False
         try:
             reply: tuple[bool, Any] = (True, fn(*args))
         except MemoryError:
-            reply = (False, None)  # the parent names the limit; this worker exits (its heap may be a mess)
+            reply, retire = (False, None), True  # the parent names the limit; this heap may be a mess
         except CitebotError as error:
             reply = (False, error)
         except BaseException as error:  # noqa: BLE001 - anything else is reported, not pickled as is
             reply = (False, RuntimeError(f"{type(error).__name__}: {error}"[:300]))
+        retire = retire or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > RECYCLE_ABOVE_MB * 1024
         try:
-            conn.send(reply)
+            conn.send((*reply, retire))
         except MemoryError:
             return
-        if reply == (False, None):
+        if retire:
             return
 
 
@@ -175,8 +180,8 @@ class ParsePool:
                     budget.start()
                     try:
                         worker.conn.send((fn, args))
-                    except OSError as error:  # the worker died before its first call
-                        raise CitebotError("A PDF reader process failed; please try again.") from error
+                    except OSError:  # the worker ran out of memory receiving the PDF
+                        raise PdfTooComplex(TOO_BIG.format(mb=self.memory_mb)) from None
                 remaining = budget.remaining()
                 if remaining <= 0:
                     raise budget.exceeded()
@@ -184,14 +189,14 @@ class ParsePool:
                 for conn in wait(list(busy), timeout=timeout):
                     worker, index = busy.pop(conn)  # type: ignore[arg-type]
                     try:
-                        ok, value = conn.recv()  # type: ignore[union-attr]
+                        ok, value, retire = conn.recv()  # type: ignore[union-attr]
                     except (EOFError, OSError):
                         self._discard(worker)
                         raise PdfTooComplex(TOO_BIG.format(mb=self.memory_mb)) from None
-                    if ok or value is not None:
-                        self._release(worker)
-                    else:
+                    if retire:
                         self._discard(worker)
+                    else:
+                        self._release(worker)
                     if not ok:
                         raise value if value is not None else PdfTooComplex(TOO_BIG.format(mb=self.memory_mb))
                     results[index] = value

@@ -129,3 +129,18 @@ def test_too_many_arxiv_ids_are_refused_at_once(hostile_bot):
     with Stopwatch() as watch, pytest.raises(errors.TooManyIds, match="at most 10 per request"):
         hostile_bot.ingest_arxiv([f"2301.{i:05d}" for i in range(10_000)], Provenance(scope=SCOPE, source="arxiv"))
     assert watch.seconds < 1
+
+
+def test_a_pdf_needing_more_memory_than_a_worker_may_use_is_refused_and_the_worker_replaced(
+    hostile_settings, known_document
+):
+    from dataflows.app import Citebot
+
+    with Citebot(replace(hostile_settings, parse_memory_mb=100)) as capped:
+        with Stopwatch() as watch, pytest.raises(errors.PdfTooComplex) as raised:
+            capped.ingest_pdf(pdfgen.huge_metadata(40 * 2**20), Provenance(scope=SCOPE, filename="bomb.pdf"))
+        assert watch.seconds < BUDGET_S + MARGIN_S
+        assert str(raised.value).startswith("The PDF needs more memory to read than citebot allows (over 100 MiB)")
+        result = capped.ingest_pdf(pdfgen.paper("tapir"), Provenance(scope=SCOPE, filename="tapir.pdf"))
+        assert result.document.title == "The tapir report"
+        capped.forget(result.document.document_id, SCOPE)
