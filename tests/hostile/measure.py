@@ -40,22 +40,28 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _rss_mib(pid: int) -> float:
+def _rss_mib(pid: int, field: str = "Rss:") -> float:
+    """Resident memory of one process; ``Pss:`` shares pages the workers inherit from the
+    forkserver among them, so a sum over processes counts each page once."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
 
 
+def _total(me: int, field: str) -> float:
+    return _rss_mib(me, field) + sum(_rss_mib(p, field) for p in _descendants(me) if "weaviate" not in _cmd(p))
+
+
 class PeakRss(threading.Thread):
-    """Samples RSS of this process plus its descendants (parse workers, forkserver) every 50 ms."""
+    """Samples RSS and PSS of this process plus its descendants (parse workers, forkserver) every 50 ms."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.peak = self.peak_self = self.window = 0.0
+        self.peak = self.peak_self = self.window = self.peak_pss = 0.0
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -63,9 +69,10 @@ class PeakRss(threading.Thread):
         while not self.stop.wait(0.05):
             own = _rss_mib(me)
             self.peak_self = max(self.peak_self, own)
-            total = own + sum(_rss_mib(p) for p in _descendants(me) if "weaviate" not in _cmd(p))
+            total, pss = _total(me, "Rss:"), _total(me, "Pss:")
             self.peak = max(self.peak, total)
-            self.window = max(self.window, total)
+            self.peak_pss = max(self.peak_pss, pss)
+            self.window = max(self.window, pss)
 
     def take_window(self) -> float:
         """The peak since the last call."""
@@ -117,13 +124,15 @@ def main() -> None:
         with Citebot(settings) as bot:
             known = bot.ingest_pdf((PDFS / "1706.03762.pdf").read_bytes(), Provenance(scope=SCOPE, filename="a.pdf"))
             me = os.getpid()
-            baseline = _rss_mib(me) + sum(_rss_mib(p) for p in _descendants(me) if "weaviate" not in _cmd(p))
-            print(f"RSS after indexing 1706.03762 (bot + workers): {baseline:.0f} MiB (bot {_rss_mib(me):.0f} MiB)")
+            print(
+                f"after indexing 1706.03762, bot + workers: RSS {_total(me, 'Rss:'):.0f} MiB, "
+                f"PSS {_total(me, 'Pss:'):.0f} MiB (bot alone {_rss_mib(me):.0f} MiB)"
+            )
             rss.start()
             print(
                 f"budget {budget:.0f} s, workers {settings.parse_workers}, worker memory cap {settings.parse_memory_mb} MiB"
             )
-            print("| input | size | seconds | peak RSS, bot + workers | outcome |\n|---|---|---|---|---|")
+            print("| input | size | seconds | peak PSS, bot + workers | outcome |\n|---|---|---|---|---|")
             for name in CASES:
                 pdf = files[name].read_bytes()
                 started = time.perf_counter()
@@ -158,7 +167,10 @@ def main() -> None:
             still = any(c.document_id == known.document.document_id for c in answer.citations)
             print(f"\nearlier document still answerable: {still}; documents here: {len(bot.documents(SCOPE))}")
             rss.stop.set()
-            print(f"peak RSS bot + workers: {rss.peak:.0f} MiB (bot alone {rss.peak_self:.0f} MiB)")
+            print(
+                f"peak bot + workers: RSS {rss.peak:.0f} MiB, PSS {rss.peak_pss:.0f} MiB "
+                f"(bot alone RSS {rss.peak_self:.0f} MiB)"
+            )
 
             # Overhead of parsing in a worker rather than in the calling thread (Attention, 15 pages).
             from citebot.parse_workers import ParseBudget, parse_pages, read_overview
