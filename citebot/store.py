@@ -178,10 +178,9 @@ class Store:
             return
         recorded = existing.properties["value"]
         if recorded != model_id:
-            raise EmbeddingModelMismatch(
-                f"This index was built with embeddings from {recorded}, but {model_id} is configured. "
-                f"Set the embedding settings back, or use a new CITEBOT_COLLECTION_PREFIX and re-ingest."
-            )
+            from citebot.embeddings import model_mismatch_advice
+
+            raise EmbeddingModelMismatch(model_mismatch_advice(recorded, model_id, self.prefix))
 
     # ---- documents ----------------------------------------------------------------------
     def get_document(self, document_id: str) -> Document | None:
