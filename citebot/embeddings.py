@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import subprocess
+import sys
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -151,6 +153,19 @@ def cached_model_path(cache_dir: Path) -> Path:
     return cache_dir / f"{LOCAL_MODEL}-qint8-{WEIGHTS_SHA256[:16]}-b{LOCAL_BUILD}.onnx"
 
 
+def _build_in_child(weights: Path, out: Path) -> None:
+    """Build in a child process: the build holds the fp32 graph and the onnx module (~400 MB) for a
+    few seconds; none of it stays in the bot's memory."""
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run(
+        [sys.executable, "-m", "citebot.minilm_onnx", str(weights), str(out)], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise ModelUnavailable(f"Building the local {LOCAL_MODEL} model failed: {reason}")
+
+
 def ensure_local_model(cache_dir: Path) -> Path:
     """The int8 ONNX file, built from the verified fp32 weights on first use.
 
@@ -167,13 +182,11 @@ def ensure_local_model(cache_dir: Path) -> Path:
         try:
             if target.is_file() and sidecar.is_file() and sidecar.read_text().strip() == sha256_file(target):
                 return target
-            from citebot.minilm_onnx import build_int8
-
             weights = verified_file(weights_dir() / "model.safetensors", WEIGHTS_SHA256)
             fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{target.name}.", suffix=".tmp")
             os.close(fd)
             try:
-                build_int8(weights, tmp)
+                _build_in_child(weights, Path(tmp))
                 os.chmod(tmp, 0o644)
                 digest = sha256_file(Path(tmp))
                 os.replace(tmp, target)

@@ -217,3 +217,16 @@ def build_int8(safetensors: str | Path, out: str | Path, fp32_out: str | Path | 
             op_types_to_quantize=["MatMul", "Gather"],
             nodes_to_quantize=[*weight_matmuls(model), "emb.word"],
         )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m citebot.minilm_onnx WEIGHTS.safetensors OUT.onnx``: citebot.embeddings builds the
+    model in a child process, so the build's memory (and the onnx module) never stays in the bot."""
+    import sys
+
+    weights, out = (argv if argv is not None else sys.argv[1:])[:2]
+    build_int8(weights, out)
+
+
+if __name__ == "__main__":
+    main()

