@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,36 @@ def _scope(text: str) -> Scope:
     return Scope(workspace, channel)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="citebot", description="Answers with citations from your PDFs and arXiv papers.")
+def _common_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--scope, --json and -v: accepted before the command and after it (`citebot ask Q --json`).
+    The sub-commands' copies default to SUPPRESS, so they only override what was given."""
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
     parser.add_argument(
         "--scope",
         type=_scope,
-        default=CLI_SCOPE,
+        default=default(CLI_SCOPE),
         help="act as if in this Slack WORKSPACE/CHANNEL (default: the CLI's own scope, local/cli)",
     )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--json", action="store_true", default=default(False), help="machine-readable output")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default(False), help="log what happens")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="citebot", description="Answers with citations from your PDFs and arXiv papers.")
+    _common_options(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, defaults=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    class Sub:  # every sub-command also takes the common options
+        @staticmethod
+        def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+            return commands.add_parser(name, parents=[common], **kwargs)
+
+    sub = Sub()
 
     p = sub.add_parser("ingest", help="index PDF files (or every PDF in the given folders)")
     p.add_argument("paths", nargs="+", type=Path)
@@ -64,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP mode)")
     sub.add_parser("doctor", help="check configuration, Weaviate, Slack and the model endpoint")
     sub.add_parser("feedback", help="report the 👍/👎 feedback given on answers")
+    sub.add_parser("up", help="start Weaviate Embedded once and leave it running: later commands answer in about a second")
+    sub.add_parser("down", help="stop the Weaviate server `citebot up` started")
     return parser
 
 
@@ -95,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _open(settings: Settings):
+    from bot.weaviate_daemon import running
     from dataflows.app import Citebot
+
+    daemon = None if settings.weaviate_url else running(settings)
+    if daemon is not None:  # `citebot up` left Weaviate running for this data dir: use it as a server
+        settings = replace(settings, weaviate_url=f"http://127.0.0.1:{daemon.port}", weaviate_grpc_port=daemon.grpc_port)
 
     if logging.getLogger().level > logging.INFO:  # weaviate-client sets INFO on its logger at import
         logging.getLogger("weaviate-client").setLevel(logging.WARNING)
@@ -308,6 +335,32 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import weaviate_daemon
+
+    daemon, started = weaviate_daemon.up(settings)
+    if args.json:
+        print(json.dumps({**daemon.__dict__, "started": started}))
+    else:
+        state = "started" if started else "already running"
+        print(
+            f"Weaviate {state} on {weaviate_daemon.HOST}:{daemon.port} (pid {daemon.pid}, data in {daemon.data_path}); "
+            "`citebot down` stops it."
+        )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import weaviate_daemon
+
+    daemon = weaviate_daemon.down(settings)
+    if args.json:
+        print(json.dumps({"stopped": daemon.pid if daemon else None}))
+    else:
+        print(f"Weaviate stopped (pid {daemon.pid})." if daemon else "No Weaviate started by `citebot up` is running.")
+    return 0
+
+
 COMMANDS = {
     "ingest": cmd_ingest,
     "arxiv": cmd_arxiv,
@@ -319,6 +372,8 @@ COMMANDS = {
     "serve": cmd_serve,
     "doctor": cmd_doctor,
     "feedback": cmd_feedback,
+    "up": cmd_up,
+    "down": cmd_down,
 }
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import openai
-
 from citebot.errors import ModelUnavailable
 from citebot.settings import Settings
 
@@ -18,6 +16,9 @@ PARTIAL_EVERY_S = 0.8
 
 class ChatModel:
     def __init__(self, settings: Settings, partial_every_s: float = PARTIAL_EVERY_S) -> None:
+        import openai  # only with a configured model: the offline bot never loads it (~30 MB, ~0.3 s)
+
+        self._api_error = openai.APIError
         self.model = settings.chat_model
         self.partial_every_s = partial_every_s
         self._client = openai.OpenAI(
@@ -36,7 +37,7 @@ class ChatModel:
                 )
                 return response.choices[0].message.content or ""
             return self._stream(messages, on_partial, max_tokens)
-        except openai.APIError as error:
+        except self._api_error as error:
             raise ModelUnavailable(
                 f"The language model failed ({type(error).__name__}) after retries; try again in a minute."
             ) from error
