@@ -92,3 +92,45 @@ def test_embedded_default_persists_across_restarts(tmp_path):
     second = run(env, "ask", "What is the critical point of the Bethe lattice model in the large connectivity limit?")
     assert second.returncode == 0, second.stderr
     assert "Quantum Criticality for Extended Nodes on a Bethe Lattice" in second.stdout
+
+
+def test_up_keeps_weaviate_running_for_later_commands_and_down_stops_it(tmp_path):
+    """`citebot up` starts Weaviate once; later commands use it (Weaviate Embedded would refuse to
+    start a second server on the same ports); `--json` goes before or after the command."""
+    import socket
+
+    from citebot.settings import Settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_", "CITEBOT_", "WEAVIATE_"))}
+    port = free_port()
+    env.update(
+        CITEBOT_DATA_DIR=str(tmp_path),
+        WEAVIATE_EMBEDDED_PORT=str(port),
+        WEAVIATE_EMBEDDED_GRPC_PORT=str(free_port()),
+        WEAVIATE_BINARY_DIR=Settings.from_env().weaviate_binary_dir,
+    )
+    try:
+        started = run(env, "up")
+        assert started.returncode == 0, started.stderr
+        assert f"Weaviate started on 127.0.0.1:{port}" in started.stdout and "citebot down" in started.stdout
+        again = json.loads(run(env, "up", "--json").stdout)
+        assert again["started"] is False and again["port"] == port
+
+        ingested = run(env, "ingest", str(PDFS / "1111.2011.pdf"))
+        assert ingested.returncode == 0, ingested.stderr
+        question = "What is the critical point of the Bethe lattice model in the large connectivity limit?"
+        after = run(env, "ask", question, "--json", "--top-k", "3")
+        before = run(env, "--json", "ask", question, "--top-k", "3")
+        assert after.returncode == 0 and before.returncode == 0, after.stderr + before.stderr
+        assert json.loads(after.stdout)["citations"] == json.loads(before.stdout)["citations"]
+        assert json.loads(after.stdout)["citations"][0]["title"].startswith("Quantum Criticality for Extended Nodes")
+    finally:
+        stopped = run(env, "down")
+    assert stopped.returncode == 0 and "Weaviate stopped" in stopped.stdout
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "the server still listens after `citebot down`"
+    assert "No Weaviate started by `citebot up` is running." in run(env, "down").stdout
+    # Without it, commands start Weaviate Embedded themselves again, on the same data.
+    docs = run(env, "docs", "--json")
+    assert docs.returncode == 0, docs.stderr
+    assert [d["title"] for d in json.loads(docs.stdout)][0].startswith("Quantum Criticality")
