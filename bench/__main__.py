@@ -19,7 +19,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-SECTIONS = ("ingest", "retrieval", "llm_cost", "memory", "quality", "acks")
+SECTIONS = ("ingest", "retrieval", "llm_cost", "memory", "quality", "acks", "embedder", "cli")
 
 
 def main(argv: list[str] | None = None) -> int:
