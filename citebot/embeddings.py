@@ -35,8 +35,9 @@ MINILM_MAX_TOKENS = 256
 # Bumped whenever citebot.minilm_onnx's graph or quantisation changes: part of the model id (an
 # index built by another build is refused, not mixed) and of the cache key.
 LOCAL_BUILD = 1
-# Small batches: as fast on 2 cores, and peak memory grows with the batch (bench/memory.py).
-LOCAL_BATCH = 8
+# Small batches, texts of similar length together: as fast on 2 cores, and the activations' memory
+# grows with the batch (4 x 256 tokens: ~60 MB at peak, 8: ~120 MB; bench/memory.py).
+LOCAL_BATCH = 4
 
 
 def embedding_model_id(settings: Settings) -> str:
@@ -216,6 +217,9 @@ class LocalEmbedder(Embedder):
         model_path = ensure_local_model(Path(settings.data_dir) / "models")
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = False  # memory goes back after each batch (bench/memory.py)
+        options.enable_mem_pattern = False  # no per-shape plans kept: every batch has another shape
+        # Threads sleep instead of spinning between kernels: the bot shares its cores with Weaviate.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.inter_op_num_threads = 1
         if threads:
