@@ -32,7 +32,7 @@ def _texts(count: int) -> list[str]:
     texts: list[str] = []
     for path in PDFS:
         pages = extract_pages(path.read_bytes(), 0, 6)
-        texts += [c.text for c in chunk_pages(pages, CHUNK_CHARS, 0) if len(c.text) > CHUNK_CHARS * 0.7][:8]
+        texts += [c.text for c in chunk_pages("bench", pages, CHUNK_CHARS, 0) if len(c.text) > CHUNK_CHARS * 0.7][:8]
     return texts[:count]
 
 

@@ -49,7 +49,7 @@ def real_chunks() -> list[str]:
     texts: list[str] = []
     for name in ("1706.03762.pdf", "1810.04805.pdf", "2005.11401.pdf"):
         data = (PDFS / name).read_bytes()
-        texts += [c.text for c in chunk_pages(extract_pages(data, 0, 4), 1500, 225)][:10]
+        texts += [c.text for c in chunk_pages("test", extract_pages(data, 0, 4), 1500, 225)][:10]
     return texts
 
 
