@@ -167,7 +167,7 @@ def ingest_papers(env: BenchEnv, embedder: str, chunk_chars: int = 1000, overlap
     chunks = 0
     with Citebot(settings) as bot:
         for path in env.papers():
-            chunks += bot.ingest_pdf(path.read_bytes(), provenance(path, PAPERS_SCOPE)).chunks
+            chunks += bot.ingest_pdf(path.read_bytes(), provenance(path, PAPERS_SCOPE)).document.chunks
     log(
         f"  ingested {len(env.papers())} papers ({embedder}, {chunk_chars} chars): {chunks} chunks "
         f"in {time.perf_counter() - began:.1f}s"
