@@ -35,9 +35,10 @@ MINILM_MAX_TOKENS = 256
 # Bumped whenever citebot.minilm_onnx's graph or quantisation changes: part of the model id (an
 # index built by another build is refused, not mixed) and of the cache key.
 LOCAL_BUILD = 1
-# Small batches, texts of similar length together: as fast on 2 cores, and the activations' memory
-# grows with the batch (4 x 256 tokens: ~60 MB at peak, 8: ~120 MB; bench/memory.py).
-LOCAL_BATCH = 4
+# Small batches, texts of similar length together: as fast on 2 cores (each matrix product still
+# has 512 rows), and the activations' memory grows with the batch (256-token texts: ~28 MB at
+# batch 2, ~56 MB at 4, ~108 MB at 8; bench/memory.py keeps the ingest peak within 1.3x idle).
+LOCAL_BATCH = 2
 
 
 def embedding_model_id(settings: Settings) -> str:
@@ -201,12 +202,28 @@ def ensure_local_model(cache_dir: Path) -> Path:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _return_large_buffers_at_once() -> None:
+    """glibc keeps freed buffers above 128 KB in the heap once it has seen a few (its mmap threshold
+    grows up to 32 MB), so each embedding batch's activations stay in the process after the batch.
+    A fixed threshold maps them and gives them back on free: memory returns to idle after an ingest
+    and the peak is the batch's real size. Process-wide; a no-op where libc is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 class LocalEmbedder(Embedder):
     """all-MiniLM-L6-v2 (int8 ONNX, built by citebot) on the CPU with onnxruntime; nothing is
     downloaded at run time."""
 
     def __init__(self, settings: Settings, threads: int | None = None) -> None:
         check_local_model_name(settings)
+        _return_large_buffers_at_once()
         import numpy as np
         import onnxruntime as ort
         from tokenizers import Tokenizer
