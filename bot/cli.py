@@ -231,6 +231,15 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import cli_service
+
+    request = {"question": args.question, "scope": args.scope.key, "top_k": args.top_k, "alpha": args.alpha}
+    reply = cli_service.ask(settings, {**request, "mode": args.mode})  # warm after `citebot up`
+    if reply is not None:
+        if "error" in reply:
+            raise CitebotError(reply["error"])
+        print(json.dumps(reply["answer"], indent=2, ensure_ascii=False) if args.json else reply["text"])
+        return 0
     with _open(settings) as bot:
         answer = bot.ask(args.question, args.scope, top_k=args.top_k, alpha=args.alpha, mode=args.mode)
     if args.json:
@@ -336,23 +345,25 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import weaviate_daemon
+    from bot import cli_service, weaviate_daemon
 
     daemon, started = weaviate_daemon.up(settings)
+    service = cli_service.start(settings)  # keeps the model and drivers loaded for `citebot ask`
     if args.json:
-        print(json.dumps({**daemon.__dict__, "started": started}))
+        print(json.dumps({**daemon.__dict__, "started": started, "service_pid": service}))
     else:
         state = "started" if started else "already running"
         print(
-            f"Weaviate {state} on {weaviate_daemon.HOST}:{daemon.port} (pid {daemon.pid}, data in {daemon.data_path}); "
-            "`citebot down` stops it."
+            f"Weaviate {state} on {weaviate_daemon.HOST}:{daemon.port} (pid {daemon.pid}, data in {daemon.data_path}), "
+            f"with citebot's warm service (pid {service}); `citebot down` stops both."
         )
     return 0
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import weaviate_daemon
+    from bot import cli_service, weaviate_daemon
 
+    cli_service.stop(settings)
     daemon = weaviate_daemon.down(settings)
     if args.json:
         print(json.dumps({"stopped": daemon.pid if daemon else None}))

@@ -113,6 +113,7 @@ def test_up_keeps_weaviate_running_for_later_commands_and_down_stops_it(tmp_path
         started = run(env, "up")
         assert started.returncode == 0, started.stderr
         assert f"Weaviate started on 127.0.0.1:{port}" in started.stdout and "citebot down" in started.stdout
+        assert (tmp_path / "citebot-cli.sock").exists()
         again = json.loads(run(env, "up", "--json").stdout)
         assert again["started"] is False and again["port"] == port
 
@@ -124,11 +125,23 @@ def test_up_keeps_weaviate_running_for_later_commands_and_down_stops_it(tmp_path
         assert after.returncode == 0 and before.returncode == 0, after.stderr + before.stderr
         assert json.loads(after.stdout)["citations"] == json.loads(before.stdout)["citations"]
         assert json.loads(after.stdout)["citations"][0]["title"].startswith("Quantum Criticality for Extended Nodes")
+        # The warm service answered: the command itself loaded neither the dataflows nor the model.
+        warm = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "bot.cli", "ask", question], env=env, capture_output=True, text=True
+        )
+        assert warm.returncode == 0 and "Quantum Criticality for Extended Nodes" in warm.stdout
+        assert "dataflows.app" not in warm.stderr and "onnxruntime" not in warm.stderr
+        # Other settings than the service's: the command answers by itself, from the same server.
+        other = run({**env, "CITEBOT_TOP_K": "2"}, "ask", question, "--json")
+        assert other.returncode == 0 and len(json.loads(other.stdout)["citations"]) <= 2
+        empty = run(env, "ask", "   ")
+        assert empty.returncode == 1 and "Ask a question in words" in empty.stderr
     finally:
         stopped = run(env, "down")
     assert stopped.returncode == 0 and "Weaviate stopped" in stopped.stdout
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "the server still listens after `citebot down`"
+    assert not (tmp_path / "citebot-cli.sock").exists()
     assert "No Weaviate started by `citebot up` is running." in run(env, "down").stdout
     # Without it, commands start Weaviate Embedded themselves again, on the same data.
     docs = run(env, "docs", "--json")
