@@ -46,7 +46,9 @@ def check_configuration(settings: Settings) -> Check:
     mode = settings.slack_mode
     if settings.embedding_backend not in ("auto", "openai", "local"):
         problems.append(f"CITEBOT_EMBEDDINGS={settings.embedding_backend!r}: use auto, openai or local")
-    if settings.weaviate_url and urlparse(settings.weaviate_url).scheme not in ("http", "https"):
+    if settings.weaviate_url and any(
+        urlparse(u.strip()).scheme not in ("http", "https") for u in settings.weaviate_url.split(",")
+    ):
         problems.append(f"WEAVIATE_URL={settings.weaviate_url!r} must start with http:// or https://")
     if not 0.0 <= settings.alpha <= 1.0:
         problems.append(f"CITEBOT_ALPHA={settings.alpha:g} must be between 0 and 1")
@@ -113,7 +115,25 @@ def _minor(version: str) -> tuple[str, ...]:
 def check_weaviate(settings: Settings) -> Check:
     if not settings.weaviate_url:
         return _check_embedded(settings)
-    base = settings.weaviate_url.rstrip("/")
+    from citebot.store import weaviate_nodes
+
+    nodes = weaviate_nodes(settings)
+    if len(nodes) > 1:  # a cluster: every node listed should answer (the bot fails over among them)
+        checks = [_check_server(settings, node.url, node.grpc_host, node.grpc_port) for node in nodes]
+        down = [c.detail for c in checks if not c.ok]
+        if down:
+            return Check("weaviate", False, f"{len(down)} of {len(nodes)} nodes not usable: " + "; ".join(down))
+        return Check("weaviate", True, f"{len(nodes)} nodes: " + "; ".join(c.detail for c in checks))
+    node = nodes[0] if nodes else None
+    return _check_server(
+        settings,
+        node.url if node else settings.weaviate_url.rstrip("/"),
+        node.grpc_host if node else "",
+        node.grpc_port if node else settings.weaviate_grpc_port,
+    )
+
+
+def _check_server(settings: Settings, base: str, grpc_host: str, grpc_port: int) -> Check:
     try:
         status, _ = _get_json(f"{base}/v1/.well-known/ready")
     except Exception as error:  # noqa: BLE001 - reported, never raised
@@ -139,12 +159,12 @@ def check_weaviate(settings: Settings) -> Check:
     host = urlparse(base).hostname or "localhost"
     if not settings.weaviate_is_cloud:  # Cloud: gRPC at grpc-<host>:443
         try:
-            socket.create_connection((host, settings.weaviate_grpc_port), timeout=TIMEOUT_S).close()
+            socket.create_connection((grpc_host or host, grpc_port), timeout=TIMEOUT_S).close()
         except OSError as error:
             return Check(
                 "weaviate",
                 False,
-                f"{base} is up but gRPC {host}:{settings.weaviate_grpc_port} "
+                f"{base} is up but gRPC {grpc_host or host}:{grpc_port} "
                 f"is not reachable ({error}); check WEAVIATE_GRPC_PORT",
             )
     # The index records the embedding model it was built with; a different one is refused.

@@ -31,7 +31,11 @@ class Settings:
         "Where Weaviate Embedded keeps its data (persists across restarts).",
     )
     weaviate_url: str = _setting(
-        "WEAVIATE_URL", "", "Weaviate server URL (e.g. http://weaviate:8080). Empty: run Weaviate Embedded."
+        "WEAVIATE_URL",
+        "",
+        "Weaviate server URL (e.g. http://weaviate:8080). Empty: run Weaviate Embedded. A cluster: several "
+        "comma-separated node URLs (the bot fails over to the next when its node dies); "
+        "`?grpc_port=N` on a URL overrides WEAVIATE_GRPC_PORT for that node.",
     )
     weaviate_grpc_port: int = _setting(
         "WEAVIATE_GRPC_PORT", 50051, "gRPC port of the Weaviate server named by WEAVIATE_URL."
@@ -41,6 +45,12 @@ class Settings:
         "CITEBOT_COLLECTION_PREFIX",
         "Citebot",
         "Prefix of the Weaviate collection names (several deployments can share one server).",
+    )
+    replication_factor: int = _setting(
+        "CITEBOT_REPLICATION_FACTOR",
+        1,
+        "Copies of every object across Weaviate nodes when citebot creates its collections (3 on a 3-node "
+        "cluster; at most the node count). Above 1, reads and writes wait for a majority (QUORUM).",
     )
     weaviate_binary_dir: str = _setting(
         "WEAVIATE_BINARY_DIR",

@@ -11,13 +11,23 @@ cross-reference.
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import weaviate
-from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.config import (
+    Configure,
+    ConsistencyLevel,
+    DataType,
+    Property,
+    ReplicationDeletionStrategy,
+    Tokenization,
+    VectorDistances,
+)
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
@@ -26,20 +36,49 @@ from weaviate.embedded import EmbeddedOptions
 
 from citebot.domain import Chunk, Document, Passage, Scope
 from citebot.errors import DocumentNotFound, EmbeddingModelMismatch, StoreFailed
-from citebot.settings import Settings
+from citebot.settings import WEAVIATE_CLOUD_DOMAINS, Settings
 from citebot.weaviate_server import WEAVIATE_VERSION, server_environment
 
 _NS = uuid.UUID("6f1c52b4-7d0e-4c59-9a43-0b7f1d1c2b7e")
 STALE_INGEST_AFTER = timedelta(minutes=30)
+# An event claim waits this long after writing before it lists the claims; a claim whose own
+# write took longer waits up to CLAIM_WAIT_S for the other claimers' decisions (see Store.claim).
+CLAIM_SETTLE_S = 0.15
+CLAIM_WAIT_S = 5.0
 
 
 def object_id(*parts: str) -> str:
     return str(uuid.uuid5(_NS, "\x1f".join(parts)))
 
 
+@dataclass(frozen=True)
+class WeaviateNode:
+    url: str  # http(s)://host:port
+    grpc_host: str
+    grpc_port: int
+
+
+def weaviate_nodes(settings: Settings) -> list[WeaviateNode]:
+    """Every node WEAVIATE_URL lists (comma-separated). A node's gRPC endpoint is its URL's host on
+    WEAVIATE_GRPC_PORT unless the URL says otherwise: ``?grpc_port=50052`` / ``?grpc_host=weaviate-grpc``."""
+    nodes = []
+    for part in settings.weaviate_url.split(","):
+        url = urlparse(part.strip())
+        if url.hostname:
+            query = parse_qs(url.query)
+            nodes.append(
+                WeaviateNode(
+                    url=url._replace(query="").geturl().rstrip("/"),
+                    grpc_host=query.get("grpc_host", [url.hostname])[0],
+                    grpc_port=int(query.get("grpc_port", [settings.weaviate_grpc_port])[0]),
+                )
+            )
+    return nodes
+
+
 def connect(settings: Settings) -> weaviate.WeaviateClient:
-    """Weaviate Embedded by default; a server (local, compose, cluster) or Weaviate Cloud by URL."""
-    config = AdditionalConfig(timeout=Timeout(init=30, query=60, insert=120))
+    """Weaviate Embedded by default; a server (local, compose, cluster) or Weaviate Cloud by URL;
+    with several nodes in WEAVIATE_URL, the first of them that accepts the connection."""
     if not settings.weaviate_url:
         options = EmbeddedOptions(
             persistence_data_path=str(settings.data_dir) + "/weaviate",
@@ -51,25 +90,44 @@ def connect(settings: Settings) -> weaviate.WeaviateClient:
                 str(settings.data_dir) + "/weaviate", settings.weaviate_embedded_port, settings.weaviate_embedded_grpc_port
             ),
         )
-        client = weaviate.WeaviateClient(embedded_options=options, additional_config=config)
-    else:
-        url = urlparse(settings.weaviate_url)
-        auth = Auth.api_key(settings.weaviate_api_key) if settings.weaviate_api_key else None
-        if settings.weaviate_is_cloud:
-            return weaviate.connect_to_weaviate_cloud(settings.weaviate_url, auth, additional_config=config)
-        secure = url.scheme == "https"
-        client = weaviate.WeaviateClient(
-            connection_params=weaviate.connect.ConnectionParams.from_params(
-                http_host=url.hostname or "localhost",
-                http_port=url.port or (443 if secure else 80),
-                http_secure=secure,
-                grpc_host=url.hostname or "localhost",
-                grpc_port=settings.weaviate_grpc_port,
-                grpc_secure=secure,
-            ),
-            auth_client_secret=auth,
-            additional_config=config,
-        )
+        client = weaviate.WeaviateClient(embedded_options=options, additional_config=_client_config(settings))
+        client.connect()
+        return client
+    nodes = weaviate_nodes(settings)
+    for node in nodes[:-1]:
+        try:
+            return connect_node(settings, node)
+        except weaviate.exceptions.WeaviateBaseError:
+            continue
+    return connect_node(settings, nodes[-1])
+
+
+def _client_config(settings: Settings) -> AdditionalConfig:
+    # A replicated cluster: give up on a stuck request sooner (citebot.failover retries it elsewhere).
+    replicated = settings.replication_factor > 1
+    timeout = Timeout(init=10, query=30, insert=30) if replicated else Timeout(init=30, query=60, insert=120)
+    return AdditionalConfig(timeout=timeout)
+
+
+def connect_node(settings: Settings, node: WeaviateNode) -> weaviate.WeaviateClient:
+    url = urlparse(node.url)
+    auth = Auth.api_key(settings.weaviate_api_key) if settings.weaviate_api_key else None
+    config = _client_config(settings)
+    if (url.hostname or "").endswith(WEAVIATE_CLOUD_DOMAINS):
+        return weaviate.connect_to_weaviate_cloud(node.url, auth, additional_config=config)
+    secure = url.scheme == "https"
+    client = weaviate.WeaviateClient(
+        connection_params=weaviate.connect.ConnectionParams.from_params(
+            http_host=url.hostname or "localhost",
+            http_port=url.port or (443 if secure else 80),
+            http_secure=secure,
+            grpc_host=node.grpc_host,
+            grpc_port=node.grpc_port,
+            grpc_secure=secure,
+        ),
+        auth_client_secret=auth,
+        additional_config=config,
+    )
     client.connect()
     return client
 
@@ -90,15 +148,23 @@ def _text(name: str, field: bool = False) -> Property:
 
 
 class Store:
-    def __init__(self, client: weaviate.WeaviateClient, prefix: str = "Citebot") -> None:
+    def __init__(self, client: weaviate.WeaviateClient, prefix: str = "Citebot", replication_factor: int = 1) -> None:
         self.client = client
         self.prefix = prefix
+        # Replicated (factor > 1): every write and read waits for a majority of the copies, so a
+        # read always sees the last acknowledged write even with one node down.
+        self.replication_factor = replication_factor
+        self.consistency = ConsistencyLevel.QUORUM if replication_factor > 1 else ConsistencyLevel.ONE
         self._ensure_schema()
-        self.documents: Collection = client.collections.get(f"{prefix}Document")
-        self.chunks: Collection = client.collections.get(f"{prefix}Chunk")
-        self.meta: Collection = client.collections.get(f"{prefix}Meta")
-        self.events: Collection = client.collections.get(f"{prefix}Event")
-        self.feedback: Collection = client.collections.get(f"{prefix}Feedback")
+
+        def collection(suffix: str) -> Collection:
+            return client.collections.get(f"{prefix}{suffix}").with_consistency_level(self.consistency)
+
+        self.documents: Collection = collection("Document")
+        self.chunks: Collection = collection("Chunk")
+        self.meta: Collection = collection("Meta")
+        self.events: Collection = collection("Event")
+        self.feedback: Collection = collection("Feedback")
 
     # ---- schema -------------------------------------------------------------------------
     def _ensure_schema(self) -> None:
@@ -144,7 +210,12 @@ class Store:
                 properties=[_text("key", True), _text("value", True)], vector_config=Configure.Vectors.self_provided()
             ),
             "Event": dict(
-                properties=[_text("key", True), Property(name="at", data_type=DataType.DATE)],
+                properties=[
+                    _text("key", True),
+                    Property(name="at", data_type=DataType.DATE),
+                    _text("owner", True),
+                    _text("state", True),
+                ],
                 vector_config=Configure.Vectors.self_provided(),
             ),
             "Feedback": dict(
@@ -159,11 +230,18 @@ class Store:
                 vector_config=Configure.Vectors.self_provided(),
             ),
         }
+        # Async replication repairs a node that missed writes (it was down) in the background;
+        # a delete and a later re-add of the same object resolve by time, newest wins.
+        replication = Configure.replication(
+            factor=self.replication_factor,
+            async_enabled=self.replication_factor > 1,
+            deletion_strategy=ReplicationDeletionStrategy.TIME_BASED_RESOLUTION,
+        )
         for suffix, spec in specs.items():
             name = f"{self.prefix}{suffix}"
             if name not in existing:
                 try:
-                    self.client.collections.create(name, **spec)
+                    self.client.collections.create(name, replication_config=replication, **spec)
                 except weaviate.exceptions.UnexpectedStatusCodeError as error:
                     if "already exists" not in str(error):  # another process created it meanwhile
                         raise
@@ -361,14 +439,70 @@ class Store:
         self.chunks.data.update(uuid=chunk_id, properties={"summary": summary})
 
     # ---- events and feedback ------------------------------------------------------------
-    def claim(self, key: str) -> bool:
-        try:
-            self.events.data.insert({"key": key, "at": datetime.now(UTC)}, uuid=object_id("event", key))
-            return True
-        except weaviate.exceptions.UnexpectedStatusCodeError as error:
-            if error.status_code == 422 and "already exists" in str(error):
-                return False
-            raise
+    def claim(self, key: str, claimant: str = "") -> bool:
+        """True for exactly one claimer of ``key`` across processes, replicas and retries.
+
+        Weaviate has no "insert if absent": its insert checks, then writes, so two processes
+        claiming at the same moment (a mention's two events on two bot replicas, a retry racing
+        the original) could both pass the check, and two writes to one object id can end up in a
+        different order on different replicas. So every claimer writes its *own* claim (id from
+        key and claimant; nothing is overwritten), waits until concurrent claims have landed, and
+        lists the claims of ``key``:
+
+        * none but its own: it wins; a later claimer (Slack's retry seconds later) sees it and loses;
+        * others too: the earliest claim (then the smallest claimant id) wins, the same answer for
+          everyone who sees the same claims;
+        * but a claimer whose own write was slow (a node had just died) may have landed after
+          another decided without seeing it, so it first waits (up to ``CLAIM_WAIT_S``) for the
+          others' decisions, recorded on their claims, and loses to a winner.
+
+        At least one claimer always wins (never silent); ``claimant`` (fresh for every call by
+        default) lets a retry of the same call, whose first reply was lost, find its own claim."""
+        claimant = claimant or uuid.uuid4().hex
+        mine = object_id("event", key, claimant)
+        claims = self._claims(key)
+        if any(owner != claimant for _, owner, _ in claims):
+            return False
+        began = time.monotonic()
+        if not claims:
+            written = self.events.data.insert_many(
+                [DataObject(properties={"key": key, "at": datetime.now(UTC), "owner": claimant}, uuid=mine)]
+            )
+            if written.has_errors:
+                raise StoreFailed(f"An event claim was not stored: {next(iter(written.errors.values())).message}")
+        slow = bool(claims) or time.monotonic() - began > CLAIM_SETTLE_S  # (claims: this call's earlier attempt)
+        time.sleep(CLAIM_SETTLE_S)
+        own = self.events.query.fetch_object_by_id(mine)  # read-your-write at QUORUM
+        if own is None:
+            raise StoreFailed("An event claim was not stored.")
+        if own.properties.get("state") in ("won", "lost"):  # a retry of a call that had decided
+            return own.properties["state"] == "won"
+        deadline = time.monotonic() + CLAIM_WAIT_S
+        while True:
+            claims = [c for c in self._claims(key) if c[1] != claimant] + [(own.properties["at"], claimant, "")]
+            others = [c for c in claims if c[1] != claimant]
+            if not others:
+                won = True
+            elif any(state == "won" for _, _, state in others):
+                won = False
+            elif slow and time.monotonic() < deadline and not all(state == "lost" for _, _, state in others):
+                time.sleep(0.2)
+                continue
+            else:
+                won = min(claims)[1] == claimant
+            break
+        self.events.data.update(uuid=mine, properties={"state": "won" if won else "lost"})
+        return won
+
+    def _claims(self, key: str) -> list[tuple[datetime, str, str]]:
+        """(time, claimant, decision) of every claim of ``key`` (a claim written before claimants
+        were recorded counts as the earliest)."""
+        found = self.events.query.fetch_objects(filters=Filter.by_property("key").equal(key), limit=100)
+        earliest = datetime.min.replace(tzinfo=UTC)
+        return [
+            (o.properties.get("at") or earliest, o.properties.get("owner") or "", o.properties.get("state") or "")
+            for o in found.objects
+        ]
 
     def record_feedback(self, answer_key: str, scope: Scope, user: str, helpful: bool, question: str) -> None:
         uid = object_id("feedback", answer_key, user)

@@ -28,10 +28,10 @@ from citebot.arxiv_ids import check_id_count
 from citebot.domain import Answer, ArxivOutcome, Document, IngestResult, Mode, Provenance, Scope
 from citebot.embeddings import build_embedder
 from citebot.errors import CitebotError, DocumentNotFound
+from citebot.failover import close_store, open_store
 from citebot.llm import build_chat_model
 from citebot.parse_workers import ParseBudget, ParsePool
 from citebot.settings import Settings
-from citebot.store import Store, connect
 from dataflows import arxiv_source, pdf_ingestion, retrieval
 
 log = logging.getLogger(__name__)
@@ -86,13 +86,13 @@ def build_drivers(timer: NodeTimer, answer_source: str) -> dict[str, driver.Driv
 class Citebot:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.client = connect(settings)
+        self.store = open_store(settings)  # fails over across the nodes of a replicated cluster
+        self.client = self.store.client
         try:
-            self.store = Store(self.client, settings.collection_prefix)
             self.embedder = build_embedder(settings)
             self.store.check_embedding_model(self.embedder.model_id)
         except BaseException:
-            self.client.close()
+            close_store(self.store)
             raise
         self.chat_model = build_chat_model(settings)
         self.timer = NodeTimer()
@@ -302,7 +302,7 @@ class Citebot:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
-        self.client.close()
+        close_store(self.store)
 
     def __enter__(self) -> Citebot:
         return self
