@@ -4,7 +4,7 @@
     python -m bench --quick          # smoke run: fewer files, queries and configurations
     python -m bench --only ingest    # one section (repeatable: --only ingest --only llm_cost)
 
-Sections run in this order: ingest, retrieval, llm_cost, memory, quality, acks. A section that
+Sections run in this order: ingest, retrieval, llm_cost, memory, quality, acks, embedder, cli, isolation. A section that
 fails is reported as such in the table; the others still run. Progress goes to stderr.
 """
 
@@ -19,7 +19,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-SECTIONS = ("ingest", "retrieval", "llm_cost", "memory", "quality", "acks", "embedder", "cli")
+SECTIONS = ("ingest", "retrieval", "llm_cost", "memory", "quality", "acks", "embedder", "cli", "isolation")
 
 
 def main(argv: list[str] | None = None) -> int:

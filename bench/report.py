@@ -222,6 +222,36 @@ def _cli(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _isolation(r: dict[str, Any]) -> list[Row]:
+    idle, busy = r["idle"], r["saturated"]
+    return [
+        (
+            "isolation",
+            f"/ask to answer, ingestion idle: p50 / p95 ({idle['n']} asks)",
+            f"{idle['p50_s']} / {idle['p95_s']} s",
+            "",
+            "",
+        ),
+        (
+            "isolation",
+            f"/ask to answer, {r['books']} × 352-page book being indexed: p50 / p95",
+            f"{busy['p50_s']} / {busy['p95_s']} s ({r['ratio_p95']}× idle p95"
+            + ("" if r["saturated_throughout"] else "; flood ended early")
+            + ")",
+            "p95 ≤ 2× idle",
+            _status(r["ratio_p95"] <= 2),
+        ),
+        (
+            "isolation",
+            "paper shared in another channel during the flood: indexed after",
+            f"{r['other_channel_share_s']} s ({r['books_indexed_before_it']} of {r['books']} books done by then; "
+            f"all books {r['flood_s']} s)",
+            "before the flood ends",
+            _status(r["other_channel_share_s"] < r["flood_s"]),
+        ),
+    ]
+
+
 BUILDERS = {
     "ingest": _ingest,
     "retrieval": _retrieval,
@@ -231,6 +261,7 @@ BUILDERS = {
     "acks": _acks,
     "embedder": _embedder,
     "cli": _cli,
+    "isolation": _isolation,
 }
 
 

@@ -179,7 +179,7 @@ async def answer_in_thread(
         deps.partial_client, channel, ts, deps.stream_interval_s, budget=deps.partials, workspace=scope.workspace
     )
     try:
-        answer = await asyncio.to_thread(
+        answer = await deps.capacity.questions.run(
             deps.citebot.ask,
             options.question,
             scope,

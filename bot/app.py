@@ -14,7 +14,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import Clock
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.deps import Deps
+from bot.deps import Capacity, Deps
 from bot.listeners import register_all
 from bot.middleware import Claims, IgnoreBots, SignatureCheck
 from citebot.settings import Settings
@@ -49,11 +49,13 @@ def build_app(settings: Settings, citebot: Citebot, *, clock: Clock | None = Non
         process_before_response=False,  # ack first, work afterwards
     )
     app.use(IgnoreBots())
+    capacity = Capacity.from_settings(settings)
     deps = Deps(
         settings=settings,
         citebot=citebot,
-        claims=Claims(citebot.claim_event),
+        claims=Claims(citebot.claim_event, capacity.events),
         partial_client=make_client(settings, wait_on_429=False),
+        capacity=capacity,
     )
     register_all(app, deps)
     return app, deps

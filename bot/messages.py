@@ -331,9 +331,60 @@ def error_text(message: str) -> str:
     return truncate(f":x: {message}", MAX_SECTION)
 
 
+# --- the ingest queue ------------------------------------------------------------------------
+QUEUE_LINES = 15  # items listed by /docs; the rest are counted
+
+
+def _item(name: str) -> str:
+    label = truncate(neutralise(name).replace("`", "'"), 120)
+    return f"`{label}`"
+
+
+def queued_text(name: str, ahead: int) -> str:
+    where = "it is next in line" if ahead == 0 else f"{ahead} ahead of it"
+    return f":inbox_tray: Queued {_item(name)} for indexing: {where}. I'll update this message when it starts."
+
+
+def started_text(name: str, waited_s: float) -> str:
+    return f":hourglass_flowing_sand: Indexing {_item(name)} now (it waited {waited_s:.0f} s in the queue)."
+
+
+def queue_full_text(name: str, limit: int, *, per_channel: bool) -> str:
+    if per_channel:
+        return (
+            f":x: {limit} documents are already waiting to be indexed in this channel, so I did not queue {_item(name)}. "
+            "Share it again when some are done (`/docs` shows the queue)."
+        )
+    return (
+        f":x: {limit} documents are waiting to be indexed in this workspace, so I did not queue {_item(name)}. "
+        "Please share it again in a few minutes."
+    )
+
+
+def queue_text(entries: list[tuple[str, str, int | None, float]]) -> str:
+    """``/docs``'s queue section: (name, user, ahead or None when running, seconds so far) per item."""
+    lines = [f"*Being indexed or queued here* ({len(entries)})"]
+    for name, user, ahead, seconds in entries[:QUEUE_LINES]:
+        who = f"<@{user}>" if re.fullmatch(r"[UW][A-Z0-9]+", user or "") else neutralise(user or "?")
+        if ahead is None:
+            state = f"indexing now ({seconds:.0f} s)"
+        else:
+            state = "queued, next in line" if ahead == 0 else f"queued, {ahead} ahead"
+        lines.append(f"• {_item(name)} from {who}: {state}")
+    if len(entries) > QUEUE_LINES:
+        lines.append(f"… and {len(entries) - QUEUE_LINES} more queued.")
+    return truncate("\n".join(lines), MAX_SECTION)
+
+
 # --- documents ----------------------------------------------------------------------------
-def docs_blocks(docs: list[Document], page: int) -> tuple[str, list[Block]]:
-    """Page ``page`` (0-based) of the channel's documents, with a "Next page" button when more."""
+def docs_blocks(docs: list[Document], page: int, queue: str = "") -> tuple[str, list[Block]]:
+    """Page ``page`` (0-based) of the channel's documents, with a "Next page" button when more;
+    ``queue`` (``queue_text``) first when something is being indexed or waiting."""
+    text, blocks = _docs_blocks(docs, page)
+    return (f"{queue}\n{text}", [section(queue), *blocks]) if queue else (text, blocks)
+
+
+def _docs_blocks(docs: list[Document], page: int) -> tuple[str, list[Block]]:
     if not docs:
         text = "No documents in this channel yet. Share a PDF here or use `/arxiv ID`."
         return text, [section(text)]

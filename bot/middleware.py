@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -13,6 +12,8 @@ from slack_bolt.middleware.request_verification.async_request_verification impor
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.signature import Clock, SignatureVerifier
+
+from citebot.capacity import Pool
 
 IGNORED_BOT_SUBTYPES = {"bot_message", "bot_add", "bot_remove"}  # legacy bots; app bots carry bot_id
 
@@ -79,8 +80,9 @@ class Claims:
     round trip and closes the race between two concurrent deliveries in this process.
     """
 
-    def __init__(self, claim: Callable[[str], bool], remember: int = 20_000) -> None:
+    def __init__(self, claim: Callable[[str], bool], pool: Pool, remember: int = 20_000) -> None:
         self._claim = claim
+        self._pool = pool  # its own threads: a claim never waits behind indexing
         self._seen = Recent(remember)
 
     async def first(self, key: str) -> bool:
@@ -88,7 +90,7 @@ class Claims:
             return False
         self._seen.add(key)
         try:
-            return await asyncio.to_thread(self._claim, key)
+            return await self._pool.run(self._claim, key)
         except BaseException:
             self._seen.discard(key)  # let a retry try again
             raise

@@ -113,6 +113,9 @@ class BotServer:
             "mode": "socket" if self.socket_mode else "http",
             "in_flight": len(self.deps.inflight) if self.deps else 0,
         }
+        if self.deps is not None:
+            queue = self.deps.capacity.ingest_queue
+            body["indexing"] = {"running": queue.slots - queue.free_slots, "waiting": queue.waiting_count}
         if self._socket is not None:
             body["connected"] = await self._socket.client.is_connected()
             body["ok"] = body["connected"]
@@ -128,6 +131,8 @@ class BotServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.deps is not None:
+            self.deps.capacity.close()
         if self.app is not None:
             client: AsyncWebClient = self.app.client
             if client.session is not None:

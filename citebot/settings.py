@@ -126,6 +126,30 @@ class Settings:
     slack_api_url: str = _setting("SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL.")
     http_port: int = _setting("CITEBOT_HTTP_PORT", 3000, "HTTP mode: port for /slack/events and /healthz.")
     log_level: str = _setting("CITEBOT_LOG_LEVEL", "INFO", "Logging level.")
+    # --- Slack bot capacity (each kind of work has its own threads) --------------------
+    question_threads: int = _setting(
+        "CITEBOT_QUESTION_THREADS", 8, "Threads answering questions, /docs, /forget and feedback; never used by indexing."
+    )
+    event_threads: int = _setting(
+        "CITEBOT_EVENT_THREADS",
+        4,
+        "Threads recording that an event was handled (duplicate detection); never used by indexing.",
+    )
+    ingest_concurrency: int = _setting(
+        "CITEBOT_INGEST_CONCURRENCY",
+        2,
+        "Shared PDFs and /arxiv requests indexed at the same time; the rest wait in a queue.",
+    )
+    ingest_queue: int = _setting(
+        "CITEBOT_INGEST_QUEUE",
+        200,
+        "Most items waiting to be indexed in all channels; further shares are refused with a reply.",
+    )
+    ingest_queue_per_channel: int = _setting(
+        "CITEBOT_INGEST_QUEUE_PER_CHANNEL",
+        50,
+        "Most items waiting to be indexed per channel (channels take turns, so one busy channel never blocks another).",
+    )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -2,8 +2,8 @@
 
 It owns the long-lived things (the Weaviate connection, the embedder, the chat client, a
 process pool for PDF parsing) and one Hamilton driver per dataflow, and turns calls into
-dataflow executions. All methods are blocking; the Slack bot runs them in worker threads
-(``asyncio.to_thread``) so the event loop never waits on parsing, embedding or the network.
+dataflow executions. All methods are blocking; the Slack bot runs them in worker threads (its
+own thread pool per kind of work) so the event loop never waits on parsing, embedding or the network.
 
 Why the synchronous Hamilton ``Driver``: the work is CPU-bound parsing and blocking client
 calls, which belong in threads anyway; as of Hamilton 1.90 the AsyncDriver supports neither

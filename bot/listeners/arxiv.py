@@ -3,7 +3,6 @@ asks) in the thread of a status message."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from slack_bolt.async_app import AsyncApp
@@ -12,6 +11,7 @@ from bot import messages
 from bot.deps import Deps
 from bot.guard import never_silent, on_command, post_or_explain
 from bot.incoming import Command
+from bot.queueing import ingest_turn
 from citebot.arxiv_ids import check_id_count
 from citebot.domain import Provenance
 from citebot.errors import TooManyIds
@@ -42,9 +42,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await client.chat_postMessage(channel=channel, thread_ts=ts, text=text)
 
         async with never_silent(deps, reply, "/arxiv ingest"):
-            outcomes = await asyncio.to_thread(
-                deps.citebot.ingest_arxiv, ids, Provenance(scope=command.scope, user=command.user, source="arxiv")
-            )
+            name = f"/arxiv {' '.join(ids)}"
+            async with ingest_turn(deps, client, scope=command.scope, name=name, user=command.user, thread_ts=ts) as turn:
+                if not turn.started:
+                    await client.chat_update(channel=channel, ts=ts, text=f":x: Not added: {listed}. Details in the thread.")
+                    return
+                outcomes = await deps.capacity.ingest.run(
+                    deps.citebot.ingest_arxiv, ids, Provenance(scope=command.scope, user=command.user, source="arxiv")
+                )
             for outcome in outcomes:
                 text = messages.arxiv_outcome_text(outcome)
                 await deps.pacer.wait(channel)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from slack_bolt.async_app import AsyncApp
@@ -18,7 +17,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def on_feedback(click: Click) -> None:
         value = json.loads(click.value or "{}")
         helpful = click.action_id == messages.FEEDBACK_UP
-        await asyncio.to_thread(
+        await deps.capacity.questions.run(
             deps.citebot.record_feedback, value.get("k", ""), click.scope, click.user, helpful, value.get("q", "")
         )
         await click.tell("Thanks for the feedback! :+1:" if helpful else "Thanks, noted. I'll use it to get better.")

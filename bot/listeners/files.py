@@ -6,7 +6,8 @@ file, share) makes only one of them do the work (``file_shared`` waits briefly s
 which knows the thread, usually wins), while a later re-share (after ``/forget``, say) is new work.
 ``file_shared`` also arrives for conversations the bot is not in: those are skipped, and its errors
 before the file is known to be a PDF are logged, not posted. A caption is answered only when it
-mentions the bot.
+mentions the bot. Each file waits its turn in the ingest queue (bot/queueing.py), saying so in its
+thread.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.answering import answer_message, read_thread_of
 from bot.deps import Deps, log
 from bot.guard import never_silent, on_message
 from bot.incoming import Incoming, scope_of
+from bot.queueing import Turn, ingest_turn
 from bot.slack_files import complete_file, download_pdf, is_pdf
 from citebot.domain import Provenance, Scope
 
@@ -45,28 +47,36 @@ async def ingest_file(
 ) -> bool:
     """Download and index one Slack file; reply in ``thread_ts``. True when it is indexed."""
     channel = scope.channel
+    turn: Turn | None = None
 
     async def report(text: str) -> None:
-        await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        if turn is not None:  # in place of the queue note, if there is one
+            await turn.say(text)
+        else:
+            await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
 
     name = file.get("name") or file.get("id", "file")
     async with never_silent(deps, report, f"ingesting {name} in {channel}"):
-        file = await complete_file(client, file)
-        pdf = await download_pdf(
-            file,
-            token=client.token or "",
-            api_url=deps.settings.slack_api_url,
-            max_bytes=deps.settings.max_pdf_bytes,
-            timeout_s=deps.settings.download_timeout_s,
-        )
-        title = file.get("title") or ""
-        link = file.get("permalink") or ""
-        provenance = Provenance(scope=scope, user=user, source="slack", link=link, filename=file.get("name") or "")
-        result = await asyncio.to_thread(
-            deps.citebot.ingest_pdf, pdf, provenance, title if title != file.get("name") else ""
-        )
+        # The turn is taken before downloading, so waiting shares hold no PDF bytes in memory.
+        async with ingest_turn(deps, client, scope=scope, name=name, user=user, thread_ts=thread_ts) as turn:
+            if not turn.started:
+                return False
+            file = await complete_file(client, file)
+            pdf = await download_pdf(
+                file,
+                token=client.token or "",
+                api_url=deps.settings.slack_api_url,
+                max_bytes=deps.settings.max_pdf_bytes,
+                timeout_s=deps.settings.download_timeout_s,
+            )
+            title = file.get("title") or ""
+            link = file.get("permalink") or ""
+            provenance = Provenance(scope=scope, user=user, source="slack", link=link, filename=file.get("name") or "")
+            result = await deps.capacity.ingest.run(
+                deps.citebot.ingest_pdf, pdf, provenance, title if title != file.get("name") else ""
+            )
         text = messages.ingest_text(result, file.get("name") or "", link=link)
-        await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, blocks=[messages.section(text)])
+        await turn.say(text, [messages.section(text)])
         return True
     return False
 
@@ -86,7 +96,9 @@ async def ingest_shared(
     if not mine:
         return  # another delivery of this share does (or did) the work
     await _react(client, scope.channel, ts, WORKING)
-    results = [await ingest_file(deps, client, scope, f, thread_ts=thread_ts, user=user) for f in mine]
+    results = await asyncio.gather(  # each file takes its own place in the ingest queue
+        *(ingest_file(deps, client, scope, f, thread_ts=thread_ts, user=user) for f in mine)
+    )
     await _react(client, scope.channel, ts, DONE if all(results) else FAILED, remove=WORKING)
 
 

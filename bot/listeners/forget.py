@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from slack_bolt.async_app import AsyncApp
 
 from bot import messages
@@ -19,5 +17,5 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if not doc:
             await command.tell(messages.FORGET_USAGE)
             return
-        removed = await asyncio.to_thread(deps.citebot.forget, doc, command.scope)
+        removed = await deps.capacity.questions.run(deps.citebot.forget, doc, command.scope)
         await command.respond(text=messages.forgot_text(removed), response_type="in_channel")
