@@ -1,67 +1,208 @@
-"""Page texts → overlapping chunks that know which pages they span."""
+"""Page texts → clean sentences → overlapping chunks that know their pages and their section.
+
+PDF text comes as lines. Before sentences are cut, each line is classified: page numbers,
+arXiv stamps and running headers (a line repeated at the top or bottom of many pages) are
+dropped; section headings, figure/table captions and table rows become units of their own, so
+none of them is ever glued to the sentence that follows. A chunk's text is its units joined by
+newlines, so ``sentences(chunk.text)`` gives back the same units (excerpts and extractive
+answers use them). Each chunk also knows the section heading it sits under (``Chunk.section``).
+"""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
 
 from citebot.domain import Chunk
 from citebot.pdf_text import PageText
 
+Kind = Literal["text", "heading", "caption", "table"]
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+# A sentence piece ending like this is not a sentence end ("et al. 2017", "Fig. 3", "e.g. X").
+_ABBREVIATION = re.compile(r"(?:\b(?:al|Fig|Figs|Eq|Eqs|Sec|Secs|vs|cf|No|approx|resp|Tab|i\.e|e\.g|etc)\.|\b[A-Z]\.)$")
+_PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
+_ARXIV_STAMP = re.compile(r"^arXiv:\d{4}\.\d{4,5}(?:v\d+)?\s*\[[^\]]*\]")
+_NUMBERED_HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-H](?:\.\d{1,2}){0,2})\s+([A-Z][^\d.!?:;,=()\[\]]{1,70})$")
+_NAMED_HEADINGS = frozenset(
+    "abstract introduction background references bibliography acknowledgements acknowledgments acknowledgement "
+    "conclusion conclusions discussion appendix".split()
+) | {"related work", "future work", "experimental setup", "supplementary material"}
+_CAPTION = re.compile(r"^(?:Table|Figure|Fig\.)\s*[A-Z]?\d+[:.]\s")
+_NUMERIC_TOKEN = re.compile(r"^[\d.,%±×·−+\-/()\[\]∗*]+$")
+_REFERENCE_HEADINGS = frozenset({"references", "bibliography"})
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of page text: a sentence, a heading, a caption sentence or a table row."""
+
+    text: str
+    kind: Kind = "text"
+    page: int = 0
+
+
+def _is_table_row(line: str) -> bool:
+    tokens = line.split()
+    if len(tokens) < 2 or line.endswith((".", "?", "!")):
+        return False
+    numeric = sum(bool(_NUMERIC_TOKEN.match(t)) for t in tokens)
+    return numeric >= 2 and numeric / len(tokens) >= 0.4
+
+
+def _heading(line: str, after_sentence_end: bool) -> bool:
+    if line.lower().rstrip(".:") in _NAMED_HEADINGS:
+        return True
+    match = _NUMBERED_HEADING.match(line)
+    return bool(match and after_sentence_end and len(match.group(1).split()) <= 8)
+
+
+def running_headers(pages: list[str]) -> set[str]:
+    """Lines (digits ignored) at the top or bottom of at least three pages and a third of them."""
+    if len(pages) < 3:
+        return set()
+    counts: Counter[str] = Counter()
+    for text in pages:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        counts.update({_shape(line) for line in lines[:2] + lines[-2:]})
+    floor = max(3, len(pages) // 3)
+    return {shape for shape, n in counts.items() if n >= floor and not shape.strip("# ") == ""}
+
+
+def _shape(line: str) -> str:
+    return re.sub(r"\d+", "#", line.strip())
+
+
+def _split(text: str) -> list[str]:
+    pieces = [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
+    merged: list[str] = []
+    for piece in pieces:
+        if merged and _ABBREVIATION.search(merged[-1]):
+            merged[-1] = f"{merged[-1]} {piece}"
+        else:
+            merged.append(piece)
+    return merged
+
+
+def units(text: str, page: int = 0, headers: frozenset[str] | set[str] = frozenset()) -> list[Unit]:
+    """The clean units of one page's (or one chunk's) text, in order."""
+    out: list[Unit] = []
+    buffer: list[str] = []
+    caption = False
+
+    def flush() -> None:
+        nonlocal caption
+        if buffer:
+            joined = " ".join(buffer)
+            for i, sentence in enumerate(_split(joined)):
+                out.append(Unit(sentence, "caption" if caption and i == 0 else "text", page))
+            buffer.clear()
+        caption = False
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or _PAGE_NUMBER.match(line) or _ARXIV_STAMP.match(line) or (headers and _shape(line) in headers):
+            continue
+        ended = not buffer or buffer[-1].endswith((".", "!", "?", ":"))
+        if _heading(line, ended):
+            flush()
+            out.append(Unit(line, "heading", page))
+        elif _CAPTION.match(line):
+            flush()
+            buffer.append(line)
+            caption = True
+        elif _is_table_row(line):
+            flush()
+            out.append(Unit(line, "table", page))
+        else:
+            buffer.append(line)
+    flush()
+    return out
 
 
 def sentences(text: str) -> list[str]:
-    flat = re.sub(r"\s*\n\s*", " ", text).strip()
-    return [s for s in _SENTENCE_END.split(flat) if s.strip()]
+    """The sentences of a text (page or chunk), without page numbers, headings, captions or
+    table rows glued to them. Headings, captions and table rows are returned as their own items."""
+    return [u.text for u in units(text)]
 
 
-def _units(pages: list[PageText], size: int) -> list[tuple[str, int]]:
-    """Sentences tagged with their page; sentences longer than a chunk are cut."""
-    units = []
+def is_prose(sentence: str) -> bool:
+    """A sentence fit to quote as an answer: not a heading, caption, table row or fragment."""
+    (unit,) = units(sentence)[:1] or (Unit("", "table"),)
+    if unit.kind != "text" or _CAPTION.match(sentence):
+        return False
+    words = sentence.split()
+    letters = sum(ch.isalpha() for ch in sentence)
+    return len(words) >= 5 and letters >= 0.55 * len(sentence.replace(" ", ""))
+
+
+def _units(pages: list[PageText], size: int) -> list[tuple[Unit, str]]:
+    """Units tagged with their page and section; units longer than a chunk are cut."""
+    headers = running_headers([p.text for p in pages])
+    out: list[tuple[Unit, str]] = []
+    section = ""
     for page in pages:
-        for sentence in sentences(page.text):
-            while len(sentence) > size:
-                cut = sentence.rfind(" ", 0, size)
+        for unit in units(page.text, page.number, headers):
+            if unit.kind == "heading":
+                section = unit.text
+            text = unit.text
+            while len(text) > size:
+                cut = text.rfind(" ", 0, size)
                 cut = cut if cut > size // 2 else size
-                units.append((sentence[:cut].strip(), page.number))
-                sentence = sentence[cut:].strip()
-            if sentence:
-                units.append((sentence, page.number))
-    return units
+                out.append((Unit(text[:cut].strip(), unit.kind, page.number), section))
+                text = text[cut:].strip()
+            if text:
+                out.append((Unit(text, unit.kind, page.number), section))
+    return out
 
 
-def chunk_pages(document_id: str, pages: list[PageText], size: int, overlap: int) -> list[Chunk]:
-    units = _units(pages, size)
+def chunk_pages(document_id: str, pages: list[PageText], size: int, overlap: int, title: str = "") -> list[Chunk]:
+    """Overlapping chunks of about ``size`` characters; each chunk's ``context`` is the document
+    title and the section heading(s) it sits under (indexed for search, never shown as text)."""
+    tagged = _units(pages, size)
     chunks: list[Chunk] = []
-    current: list[tuple[str, int]] = []
+    current: list[tuple[Unit, str]] = []
     length = 0
     fresh = 0  # units in `current` not already emitted in the previous chunk
 
     def emit() -> None:
+        sections = list(dict.fromkeys(s for _, s in current if s))
         chunks.append(
             Chunk(
                 document_id=document_id,
                 index=len(chunks),
-                text=" ".join(u[0] for u in current),
-                page_start=current[0][1],
-                page_end=current[-1][1],
+                text="\n".join(u.text for u, _ in current),
+                page_start=current[0][0].page,
+                page_end=current[-1][0].page,
+                context="\n".join(filter(None, [title.strip(), "; ".join(sections)[:300]])),
             )
         )
 
-    for unit in units:
-        if current and length + len(unit[0]) + 1 > size and fresh:
+    for item in tagged:
+        unit = item[0]
+        if current and length + len(unit.text) + 1 > size and fresh:
             emit()
-            kept: list[tuple[str, int]] = []
+            kept: list[tuple[Unit, str]] = []
             kept_length = 0
             for previous in reversed(current):
-                if kept_length + len(previous[0]) > overlap:
+                if kept_length + len(previous[0].text) > overlap:
                     break
                 kept.insert(0, previous)
-                kept_length += len(previous[0]) + 1
+                kept_length += len(previous[0].text) + 1
             current, length, fresh = kept, kept_length, 0
-        current.append(unit)
-        length += len(unit[0]) + 1
+        current.append(item)
+        length += len(unit.text) + 1
         fresh += 1
     if current and fresh:
         emit()
     return chunks
+
+
+def is_reference_section(context: str) -> bool:
+    """True when a chunk's last section (from its context) is the reference list."""
+    last = context.splitlines()[-1].rsplit(";", 1)[-1].strip().lower() if context.strip() else ""
+    return last.rstrip(".:") in _REFERENCE_HEADINGS or any(
+        last.endswith(" " + name) for name in _REFERENCE_HEADINGS
+    )

@@ -69,6 +69,12 @@ class Chunk:
     text: str
     page_start: int
     page_end: int
+    context: str = ""  # document title and section heading: searched and embedded, never quoted
+
+    @property
+    def embedding_text(self) -> str:
+        """What is embedded: the chunk's text under its title and section."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
 
     @property
     def pages(self) -> str:

@@ -45,6 +45,8 @@ STALE_INGEST_AFTER = timedelta(minutes=30)
 # write took longer waits up to CLAIM_WAIT_S for the other claimers' decisions (see Store.claim).
 CLAIM_SETTLE_S = 0.15
 CLAIM_WAIT_S = 5.0
+# The keyword leg of hybrid search: a chunk's text, and its title/section context (weighted less).
+SEARCHED_PROPERTIES = ["text", "context^0.5"]
 
 
 def object_id(*parts: str) -> str:
@@ -197,6 +199,7 @@ class Store:
                     _text("title"),
                     _text("link", True),
                     _text("text"),
+                    _text("context"),
                     Property(name="page_start", data_type=DataType.INT),
                     Property(name="page_end", data_type=DataType.INT),
                     Property(name="chunk_index", data_type=DataType.INT),
@@ -237,6 +240,11 @@ class Store:
             async_enabled=self.replication_factor > 1,
             deletion_strategy=ReplicationDeletionStrategy.TIME_BASED_RESOLUTION,
         )
+        chunks = f"{self.prefix}Chunk"
+        if chunks in existing:  # an index from before chunks had a context: add the property
+            collection = self.client.collections.get(chunks)
+            if "context" not in {p.name for p in collection.config.get().properties}:
+                collection.config.add_property(_text("context"))
         for suffix, spec in specs.items():
             name = f"{self.prefix}{suffix}"
             if name not in existing:
@@ -310,6 +318,7 @@ class Store:
                     "title": document.title,
                     "link": document.link,
                     "text": c.text,
+                    "context": c.context,
                     "page_start": c.page_start,
                     "page_end": c.page_end,
                     "chunk_index": c.index,
@@ -406,7 +415,7 @@ class Store:
             alpha=alpha,
             limit=limit,
             fusion_type=HybridFusion.RELATIVE_SCORE,
-            query_properties=["text"],
+            query_properties=SEARCHED_PROPERTIES,
             filters=Filter.by_property("document_id").contains_any(document_ids),
             return_metadata=MetadataQuery(score=True),
             include_vector=True,
@@ -421,6 +430,7 @@ class Store:
                 text=p["text"],
                 page_start=int(p["page_start"]),
                 page_end=int(p["page_end"]),
+                context=p.get("context") or "",
             )
             passages.append(
                 Passage(

@@ -115,9 +115,12 @@ def authors(source_metadata: dict[str, Any], pdf_properties: dict[str, str]) -> 
     return clean_names([pdf_properties.get("author") or ""])
 
 
-def chunks(document_id: str, readable_pages: list[PageText], chunk_chars: int, chunk_overlap_chars: int) -> list[Chunk]:
-    """Overlapping chunks of about ``chunk_chars`` characters, each with its page span."""
-    return chunk_pages(document_id, readable_pages, chunk_chars, chunk_overlap_chars)
+def chunks(
+    document_id: str, readable_pages: list[PageText], chunk_chars: int, chunk_overlap_chars: int, title: str
+) -> list[Chunk]:
+    """Overlapping chunks of about ``chunk_chars`` characters, each with its page span and its
+    context (the document title and nearest section heading, searched and embedded with it)."""
+    return chunk_pages(document_id, readable_pages, chunk_chars, chunk_overlap_chars, title)
 
 
 def document(
@@ -164,7 +167,7 @@ def stored_document(document: Document, chunks: list[Chunk], embedder: Embedder,
             for start in range(0, len(chunks), CHUNKS_PER_BATCH):
                 batch = chunks[start : start + CHUNKS_PER_BATCH]
                 began = time.perf_counter()
-                vectors = embedder.embed_documents([r.text for r in batch])
+                vectors = embedder.embed_documents([r.embedding_text for r in batch])
                 timings["embed"] += time.perf_counter() - began
                 if pending is not None:
                     timings["store"] += pending.result()
