@@ -25,7 +25,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 _ABBREVIATION = re.compile(r"(?:\b(?:al|Fig|Figs|Eq|Eqs|Sec|Secs|vs|cf|No|approx|resp|Tab|i\.e|e\.g|etc)\.|\b[A-Z]\.)$")
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
 _ARXIV_STAMP = re.compile(r"^arXiv:\d{4}\.\d{4,5}(?:v\d+)?\s*\[[^\]]*\]")
-_NUMBERED_HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-H](?:\.\d{1,2}){0,2})\s+([A-Z][^\d.!?:;,=()\[\]]{1,70})$")
+_NUMBERED_HEADING = re.compile(
+    r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-H](?:\.\d{1,2}){0,2})\s+([A-Z][^\d.!?:;,=()\[\]]{1,70})$"
+)
 _NAMED_HEADINGS = frozenset(
     "abstract introduction background references bibliography acknowledgements acknowledgments acknowledgement "
     "conclusion conclusions discussion appendix".split()
@@ -203,6 +205,4 @@ def chunk_pages(document_id: str, pages: list[PageText], size: int, overlap: int
 def is_reference_section(context: str) -> bool:
     """True when a chunk's last section (from its context) is the reference list."""
     last = context.splitlines()[-1].rsplit(";", 1)[-1].strip().lower() if context.strip() else ""
-    return last.rstrip(".:") in _REFERENCE_HEADINGS or any(
-        last.endswith(" " + name) for name in _REFERENCE_HEADINGS
-    )
+    return last.rstrip(".:") in _REFERENCE_HEADINGS or any(last.endswith(" " + name) for name in _REFERENCE_HEADINGS)

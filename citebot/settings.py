@@ -112,6 +112,28 @@ class Settings:
     min_relevance: float = _setting(
         "CITEBOT_MIN_RELEVANCE", 0.2, "Chunks whose cosine similarity to the question is below this are not used as sources."
     )
+    rerank: str = _setting(
+        "CITEBOT_RERANK",
+        "on",
+        "on | off. on: a second stage re-orders the hybrid search's candidates before the top k are used.",
+    )
+    rerank_candidates: int = _setting(
+        "CITEBOT_RERANK_CANDIDATES", 40, "Candidates the hybrid search hands to the second stage."
+    )
+    rerank_model_path: str = _setting(
+        "CITEBOT_RERANK_MODEL_PATH",
+        "",
+        "Folder of a local ONNX cross-encoder (model.onnx + tokenizer) to add to the second stage.",
+    )
+    rerank_url: str = _setting(
+        "CITEBOT_RERANK_URL", "", "OpenAI-compatible /rerank endpoint (vLLM, Jina, Cohere-style) to add to the second stage."
+    )
+    rerank_model: str = _setting("CITEBOT_RERANK_MODEL", "rerank", "Model name sent to CITEBOT_RERANK_URL.")
+    decline_below: float = _setting(
+        "CITEBOT_DECLINE_BELOW",
+        0.5,
+        "Relevance floor (0-1): below it the bot says it couldn't find the answer rather than guess (tuned in bench/).",
+    )
     # --- arXiv -------------------------------------------------------------------------
     arxiv_api_url: str = _setting("ARXIV_API_URL", "https://export.arxiv.org/api/query", "arXiv Atom API endpoint.")
     arxiv_pdf_url: str = _setting("ARXIV_PDF_URL", "https://arxiv.org/pdf/{id}", "arXiv PDF URL template.")

@@ -31,6 +31,7 @@ from citebot.errors import CitebotError, DocumentNotFound
 from citebot.failover import close_store, open_store
 from citebot.llm import build_chat_model
 from citebot.parse_workers import ParseBudget, ParsePool
+from citebot.reranker import build_reranker
 from citebot.settings import Settings
 from dataflows import arxiv_source, pdf_ingestion, retrieval
 
@@ -71,15 +72,15 @@ class NodeTimer(lifecycle.NodeExecutionHook):
         self.timings[node_name] = time.perf_counter() - self._local.started
 
 
-def build_drivers(timer: NodeTimer, answer_source: str) -> dict[str, driver.Driver]:
+def build_drivers(timer: NodeTimer, answer_source: str, rerank: str = "on") -> dict[str, driver.Driver]:
     def build(*modules: Any, **config: Any) -> driver.Driver:
         return driver.Builder().with_modules(*modules).with_config(config).with_adapters(timer).build()
 
     return {
         "pdf": build(pdf_ingestion),
         "arxiv": build(arxiv_source, pdf_ingestion),
-        "answer": build(retrieval, mode="answer", answer_source=answer_source),
-        "summary": build(retrieval, mode="summary", answer_source=answer_source),
+        "answer": build(retrieval, mode="answer", answer_source=answer_source, rerank=rerank),
+        "summary": build(retrieval, mode="summary", answer_source=answer_source, rerank=rerank),
     }
 
 
@@ -96,7 +97,8 @@ class Citebot:
             raise
         self.chat_model = build_chat_model(settings)
         self.timer = NodeTimer()
-        self.drivers = build_drivers(self.timer, "llm" if self.chat_model else "extractive")
+        self.reranker = build_reranker(settings)
+        self.drivers = build_drivers(self.timer, "llm" if self.chat_model else "extractive", settings.rerank)
         self._pool: ParsePool | None = None
         self._pool_lock = threading.Lock()
         self._in_progress: set[str] = set()
@@ -241,6 +243,9 @@ class Citebot:
             "top_k": max(1, min(top_k or s.top_k, 20)),
             "alpha": s.alpha if alpha is None else max(0.0, min(alpha, 1.0)),
             "min_relevance": s.min_relevance,
+            "rerank_candidates": s.rerank_candidates,
+            "decline_below": s.decline_below,
+            "reranker": self.reranker,
             "on_partial": on_partial,
         }
         answer: Answer = self.drivers[mode].execute(["answer"], inputs=inputs)["answer"]
@@ -248,7 +253,8 @@ class Citebot:
         return answer
 
     def retrieve(self, question: str, scope: Scope, *, top_k: int | None = None, alpha: float | None = None) -> list[Any]:
-        """Only the search part (benchmarks, evaluation): the ranked chunks before answering."""
+        """Only the search part (benchmarks, evaluation): the sources an answer would be given,
+        best first, without declining."""
         s = self.settings
         inputs = {
             "question": question,
@@ -256,10 +262,14 @@ class Citebot:
             "scope": scope,
             "store": self.store,
             "embedder": self.embedder,
+            "reranker": self.reranker,
             "top_k": top_k or s.top_k,
             "alpha": s.alpha if alpha is None else alpha,
+            "rerank_candidates": s.rerank_candidates,
+            "min_relevance": s.min_relevance,
+            "decline_below": 0.0,
         }
-        return self.drivers["answer"].execute(["retrieved_passages"], inputs=inputs)["retrieved_passages"]
+        return self.drivers["answer"].execute(["relevant_passages"], inputs=inputs)["relevant_passages"]
 
     # ---- documents -------------------------------------------------------------------------
     def documents(self, scope: Scope) -> list[Document]:

@@ -1,10 +1,15 @@
 """Retrieval dataflow: question → query embedding → hybrid search over what the caller may
-see → near-duplicates removed → numbered sources → ONE model call (or an extractive answer
-offline) → citations checked → Answer.
+see → second ranking stage → declined, or near-duplicates removed → numbered sources →
+ONE model call (or an extractive answer offline) → citations checked → Answer.
 
 Configuration (fixed per driver): ``answer_source`` = "llm" | "extractive", ``mode`` =
-"answer" | "summary". Inputs: question, history, scope, store, embedder, chat_model,
-top_k, alpha, min_relevance, on_partial.
+"answer" | "summary", ``rerank`` = "on" | "off" (the second ranking stage). Inputs: question,
+history, scope, store, embedder, chat_model, reranker, top_k, alpha, rerank_candidates,
+min_relevance, decline_below, on_partial.
+
+The question is declined (the "couldn't find it" reply, no model call) when its distinctive
+terms are not found together in any candidate; bracketed numbers in document text are
+neutralised before sources are numbered, so only citebot's own ``[n]`` markers cite.
 
 Summary mode: each retrieved chunk's summary is generated once and cached on the chunk in
 Weaviate; the answer is then one call over the summaries. A second question that hits the
@@ -19,14 +24,16 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import lru_cache
 
 from hamilton.function_modifiers import config
 
-from citebot.chunking import sentences
+from citebot.chunking import is_prose, is_reference_section, sentences
 from citebot.domain import Answer, Citation, Passage, Scope
 from citebot.embeddings import Embedder
 from citebot.errors import EmptyQuestion
 from citebot.llm import ChatModel, Messages
+from citebot.reranker import Reranker
 from citebot.store import Store
 from citebot.text_hygiene import without_surrogates
 
@@ -80,20 +87,79 @@ def visible_document_ids(store: Store, scope: Scope) -> list[str]:
 
 
 def retrieved_passages(
-    search_text: str, query_embedding: list[float], visible_document_ids: list[str], store: Store, top_k: int, alpha: float
+    search_text: str,
+    query_embedding: list[float],
+    visible_document_ids: list[str],
+    store: Store,
+    top_k: int,
+    alpha: float,
+    rerank_candidates: int,
 ) -> list[Passage]:
-    """Hybrid (BM25 + vector) search, relative-score fusion, filtered to visible documents."""
-    return store.search(search_text, query_embedding, visible_document_ids, limit=top_k * 2, alpha=alpha)
+    """Hybrid (BM25 + vector) search, relative-score fusion, filtered to visible documents: a
+    wide candidate set for the second stage."""
+    limit = max(rerank_candidates, top_k * 2)
+    return store.search(search_text, query_embedding, visible_document_ids, limit=limit, alpha=alpha)
+
+
+@config.when(rerank="off")
+def ranked_passages__off(retrieved_passages: list[Passage]) -> list[Passage]:
+    """Second stage switched off: the hybrid search's order."""
+    return retrieved_passages
+
+
+@config.when(rerank="on")
+def ranked_passages__on(
+    search_text: str, query_embedding: list[float], retrieved_passages: list[Passage], reranker: Reranker | None
+) -> list[Passage]:
+    """The second ranking stage: candidates re-ordered by local signals (best-sentence BM25,
+    coverage of the question's distinctive terms, title/section context, agreement of the
+    keyword and vector legs), plus a cross-encoder's scores when one is configured. Each
+    passage's ``score`` becomes its second-stage score."""
+    if not retrieved_passages:
+        return []
+    signals = rerank_signals(search_text, query_embedding, retrieved_passages)
+    scores = [sum(RERANK_WEIGHTS[k] * v for k, v in s.items() if k in RERANK_WEIGHTS) for s in signals]
+    if reranker is not None:
+        cross = reranker.scores(search_text, [p.chunk.embedding_text for p in retrieved_passages])
+        scores = [a + CROSS_ENCODER_WEIGHT * b for a, b in zip(scores, _min_max(cross))]
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return [replace(retrieved_passages[i], score=round(scores[i], 4)) for i in order]
+
+
+def relevance(search_text: str, retrieved_passages: list[Passage]) -> float:
+    """How well the best candidate covers the question's distinctive terms (0-1): the signal
+    that decides whether to decline."""
+    if not retrieved_passages:
+        return 0.0
+    terms = question_terms(search_text)
+    weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    best = max(sum(w for t, w in weights.items() if t in _chunk_terms(p)) for p in retrieved_passages)
+    return round(best / total, 4)
 
 
 def relevant_passages(
-    retrieved_passages: list[Passage], query_embedding: list[float], top_k: int, min_relevance: float
+    ranked_passages: list[Passage],
+    query_embedding: list[float],
+    search_text: str,
+    relevance: float,
+    top_k: int,
+    min_relevance: float,
+    decline_below: float,
 ) -> list[Passage]:
-    """Near-duplicates dropped, chunks unrelated to the question (cosine below
-    ``min_relevance``) dropped, at most ``top_k`` kept."""
+    """The sources: none when the question's distinctive terms are not found together in any
+    candidate (``relevance`` below ``decline_below``: the bot declines). Otherwise near-duplicates
+    and chunks unrelated to the question (cosine below ``min_relevance``) are dropped, and at most
+    ``top_k`` kept; when the question needs a second paper (terms the first paper's sources lack
+    are found in another), that paper's best passage is kept too. Bracketed numbers in the
+    document text are neutralised, so only citebot's own markers can become citations."""
+    if relevance < decline_below:
+        return []
     kept: list[Passage] = []
     kept_words: list[set[str]] = []
-    for hit in retrieved_passages:
+    for hit in ranked_passages:
         if _cosine(hit.vector, query_embedding) < min_relevance:
             continue
         words = set(_WORD.findall(hit.chunk.text.lower()))
@@ -103,12 +169,16 @@ def relevant_passages(
         kept_words.append(words)
         if len(kept) == top_k:
             break
-    return kept
+    second = _second_paper(search_text, ranked_passages, kept)
+    if second is not None:
+        kept = [*kept[:1], second, *kept[1:]][:top_k] if top_k > 1 else kept
+    return [replace(p, chunk=replace(p.chunk, text=neutralised(p.chunk.text))) for p in kept]
 
 
-def numbered_sources(relevant_passages: list[Passage]) -> list[Citation]:
+def numbered_sources(relevant_passages: list[Passage], search_text: str) -> list[Citation]:
+    """Sources numbered [1], [2] ...; each excerpt is the chunk's sentence that best matches the question."""
     return [
-        Citation(n=i, passage=passage, excerpt=_excerpt(passage.chunk.text))
+        Citation(n=i, passage=passage, excerpt=_supporting_excerpt(search_text, passage.chunk.text))
         for i, passage in enumerate(relevant_passages, start=1)
     ]
 
@@ -139,12 +209,9 @@ def answer_prompt__answer(
     system_prompt: str,
     clean_question: str,
     numbered_sources: list[Citation],
-    relevant_passages: list[Passage],
     history: list[tuple[str, str]],
 ) -> Messages:
-    blocks = [
-        f"[{s.n}] {s.title} — {s.pages}\n{passage.chunk.text}" for s, passage in zip(numbered_sources, relevant_passages)
-    ]
+    blocks = [f"[{s.n}] {s.title} — {s.pages}\n{s.passage.chunk.text}" for s in numbered_sources]
     return _messages(system_prompt, history, "Sources:\n\n" + "\n\n".join(blocks), clean_question)
 
 
@@ -204,36 +271,50 @@ def draft_answer__llm(
 
 @config.when(answer_source="extractive")
 def draft_answer__extractive(
-    clean_question: str,
-    query_embedding: list[float],
-    relevant_passages: list[Passage],
-    numbered_sources: list[Citation],
-    embedder: Embedder,
+    search_text: str, query_embedding: list[float], numbered_sources: list[Citation], embedder: Embedder
 ) -> str:
-    """Offline answer: the sentences of the top chunks closest to the question, each cited."""
+    """Offline answer: the source sentence that best answers the question, and a second one only
+    when it is nearly as good or covers what the first leaves out (another paper, for a question
+    that needs two) — at most two bullets, each cited, never a heading, caption, table row or
+    reference entry."""
     if not numbered_sources:
         return NOT_IN_SOURCES
+    terms = question_terms(search_text)
     candidates = [
-        (sentence, source.n, rank)
-        for rank, (source, hit) in enumerate(zip(numbered_sources, relevant_passages))
-        for sentence in sentences(hit.chunk.text)
-        if 25 <= len(sentence) <= 600
+        (sentence, source)
+        for source in numbered_sources[:EXTRACTIVE_SOURCES]
+        if not is_reference_section(source.passage.chunk.context)
+        for sentence in sentences(source.passage.chunk.text)
+        if 25 <= len(sentence) <= 600 and is_prose(sentence)
     ]
     if not candidates:
-        return " ".join(f"{s.excerpt} [{s.n}]" for s in numbered_sources[:2])
-    vectors = embedder.embed_documents([c[0] for c in candidates])
-    keywords = _keywords(clean_question)
-    sentence_keywords = [keywords & _keywords(c[0]) for c in candidates]
-    # A question word found in few candidate sentences says more than one found in many.
-    frequency = {k: sum(k in found for found in sentence_keywords) for k in keywords}
+        return NOT_IN_SOURCES
+    weights = _term_weights(terms, [_terms(c[0]) for c in candidates])
+    total = sum(weights.values()) or 1.0
+    lexical = [sum(w for t, w in weights.items() if t in _terms(c[0])) / total for c in candidates]
+    shortlist = sorted(range(len(candidates)), key=lambda i: -(lexical[i] - 0.02 * (candidates[i][1].n - 1)))
+    shortlist = shortlist[:SENTENCES_EMBEDDED]
+    vectors = embedder.embed_documents([candidates[i][0] for i in shortlist])
     scored = sorted(
         (
-            (_cosine(vector, query_embedding) + 0.12 * sum(1 / frequency[k] for k in found) - 0.01 * rank, sentence, n)
-            for (sentence, n, rank), vector, found in zip(candidates, vectors, sentence_keywords)
+            (lexical[i] + _cosine(v, query_embedding) - 0.02 * (candidates[i][1].n - 1), i)
+            for i, v in zip(shortlist, vectors)
         ),
         reverse=True,
     )
-    return "\n".join(f"• {sentence} [{n}]" for _, sentence, n in scored[:3])
+    best_score, best = scored[0]
+    chosen = [best]
+    first_terms = _terms(candidates[best][0])
+    left_out = {t: w for t, w in weights.items() if t not in first_terms}
+    for score, i in scored[1:]:
+        sentence, source = candidates[i]
+        adds = sum(w for t, w in left_out.items() if t in _terms(sentence)) / total
+        other_paper = source.document_id != candidates[best][1].document_id
+        enough = adds >= SECOND_BULLET_NEW_TERMS and (other_paper or score > 0.6 * best_score)
+        if score >= SECOND_BULLET_RATIO * best_score or enough:
+            chosen.append(i)
+            break
+    return "\n".join(f"• {candidates[i][0]} [{candidates[i][1].n}]" for i in chosen)
 
 
 def checked_answer(draft_answer: str, numbered_sources: list[Citation]) -> str:
@@ -247,42 +328,212 @@ def checked_answer(draft_answer: str, numbered_sources: list[Citation]) -> str:
         return "".join(f"[{n}]" for n in numbers)
 
     text = _CITATION.sub(keep_valid, draft_answer).replace(NOT_IN_SOURCES, "").strip()
+    if not text:
+        return NO_ANSWER_TEXT
     if not _CITATION.search(text):
         text = f"{text}\n\n{UNCITED_NOTE}"
     return text
 
 
-def answer(
-    clean_question: str, checked_answer: str, numbered_sources: list[Citation], relevant_passages: list[Passage]
-) -> Answer:
+def answer(clean_question: str, checked_answer: str, numbered_sources: list[Citation]) -> Answer:
     """The result: each cited source's excerpt is the sentence of its chunk that best supports
-    what the answer says with that citation."""
-    cited_numbers = {int(n) for group in _CITATION.findall(checked_answer) for n in group.split(",")}
-    claims = {
-        n: " ".join(line for line in re.split(r"(?<=[.!?\]])\s+|\n", checked_answer) if f"[{n}]" in line)
-        for n in cited_numbers
-    }
+    the claim(s) the answer cites it for (a claim keeps the markers that follow it)."""
+    claims: dict[int, list[str]] = {}
+    for claim, numbers in answer_claims(checked_answer):
+        for n in numbers:
+            claims.setdefault(n, []).append(claim)
     citations = []
-    for source, passage in zip(numbered_sources, relevant_passages):
-        if source.n in cited_numbers:
-            source = replace(source, excerpt=_supporting_excerpt(claims[source.n], passage.chunk.text) or source.excerpt)
-            citations.append(source)
+    for source in numbered_sources:
+        if source.n in claims:
+            excerpt = _supporting_excerpt(" ".join(claims[source.n]), source.passage.chunk.text, fallback=source.excerpt)
+            citations.append(replace(source, excerpt=excerpt))
     return Answer(
         question=clean_question,
         text=checked_answer,
         citations=citations,
-        uncited=[s for s in numbered_sources if s.n not in cited_numbers],
+        uncited=[s for s in numbered_sources if s.n not in claims],
         grounded=checked_answer != NO_ANSWER_TEXT,
     )
 
 
-def _supporting_excerpt(claim: str, chunk_text: str) -> str:
-    words = _keywords(claim)
-    best = max(sentences(chunk_text), key=lambda s: len(words & _keywords(s)), default="")
-    return _excerpt(best) if best and words & _keywords(best) else ""
+# ---- the second stage's signals (public: the quality bench measures each) --------------
+
+# Weights of the second stage's signals (each 0-1), tuned on the tuning split of
+# bench/labelled_questions.json (bench/quality.py reports each signal's effect).
+RERANK_WEIGHTS = {
+    "hybrid": 1.0,
+    "cosine": 0.5,
+    "coverage": 0.5,
+    "sentence_bm25": 0.5,
+    "sentence_coverage": 0.5,
+    "context": 0.2,
+    "agreement": 0.3,
+    "reference_list": -0.5,
+}
+CROSS_ENCODER_WEIGHT = 1.5
+_COMPARATIVE = re.compile(r"\b(compare|compared|comparison|versus|vs\.?|both|differ|difference|between)\b", re.I)
+
+
+def rerank_signals(question: str, query_embedding: list[float], passages: list[Passage]) -> list[dict[str, float]]:
+    """Each candidate's second-stage signals, each scaled to 0-1 over the candidates."""
+    terms = question_terms(question)
+    chunk_terms = [_chunk_terms(p) for p in passages]
+    weights = _term_weights(terms, chunk_terms)
+    total = sum(weights.values()) or 1.0
+    # BM25 over the candidates' sentences: the best sentence of each chunk.
+    chunk_sentences = [[_term_list(s) for s in sentences(p.chunk.text)] for p in passages]
+    all_sentences = [s for group in chunk_sentences for s in group]
+    n = len(all_sentences) or 1
+    average = sum(map(len, all_sentences)) / n or 1.0
+    df = {t: sum(t in set(s) for s in all_sentences) for t in terms}
+    idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+
+    def bm25(words: list[str]) -> float:
+        score = 0.0
+        for t in terms:
+            tf = words.count(t)
+            if tf:
+                score += idf[t] * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * len(words) / average))
+        return score
+
+    best_bm25 = [max((bm25(s) for s in group), default=0.0) for group in chunk_sentences]
+    best_cover = [
+        max((sum(w for t, w in weights.items() if t in set(s)) / total for s in group), default=0.0)
+        for group in chunk_sentences
+    ]
+    cosines = [_cosine(p.vector, query_embedding) for p in passages]
+    lexical = [sum(w for t, w in weights.items() if t in ct) / total for ct in chunk_terms]
+    context = [sum(w for t, w in weights.items() if t in _terms(p.chunk.context)) / total for p in passages]
+    lexical_rank = _rank_fraction(lexical)
+    cosine_rank = _rank_fraction(cosines)
+    hybrid = _min_max([p.score for p in passages])
+    cosine = _min_max(cosines)
+    bm25_scaled = _min_max(best_bm25)
+    return [
+        {
+            "hybrid": hybrid[i],
+            "cosine": cosine[i],
+            "coverage": lexical[i],
+            "sentence_bm25": bm25_scaled[i],
+            "sentence_coverage": best_cover[i],
+            "context": context[i],
+            "agreement": min(lexical_rank[i], cosine_rank[i]),
+            "reference_list": float(is_reference_section(p.chunk.context)),
+        }
+        for i, p in enumerate(passages)
+    ]
+
+
+def question_terms(text: str) -> list[str]:
+    """The question's content terms, crudely stemmed, plus compounds such as "gpt4" or "top5"."""
+    return list(dict.fromkeys(_term_list(text) + _compounds(text)))
+
+
+def neutralised(text: str) -> str:
+    """Document text with bracketed numbers ("[2]", "[3, 4]", "[5-7]") made harmless: "[ref 2]" is
+    never read as a citation, so only markers citebot adds can become citations."""
+    return _SOURCE_MARKER.sub(lambda m: f"[ref {m.group(1)}]", text)
+
+
+def answer_claims(text: str) -> list[tuple[str, list[int]]]:
+    """The answer split into claims, each with the citation numbers that follow it."""
+    out: list[tuple[str, list[int]]] = []
+    for line in text.splitlines():
+        pieces = re.split(r"(?<=[.!?])\s+(?=[A-Z\"'(])", line.strip().lstrip("•-* ").strip())
+        for piece in pieces:
+            numbers = [int(x) for group in _CITATION.findall(piece) for x in group.split(",")]
+            claim = _CITATION.sub("", piece).strip()
+            if numbers:
+                out.append((claim, numbers))
+            elif claim and out and not out[-1][0]:
+                out[-1] = (claim, out[-1][1])
+    return out
 
 
 # ---- helpers (private: not nodes) -------------------------------------------------------
+
+EXTRACTIVE_SOURCES = 4
+SENTENCES_EMBEDDED = 12
+SECOND_BULLET_RATIO = 0.9
+SECOND_BULLET_NEW_TERMS = 0.2
+SECOND_PAPER_NEW_TERMS = 0.2
+_SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
+_TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
+_COMPOUND = re.compile(r"\b([a-z]+)[-\s]?(\d+)\b|\b(\d+)-([a-z]+)\b")
+
+
+def _second_paper(search_text: str, ranked: list[Passage], kept: list[Passage]) -> Passage | None:
+    """The best passage of another paper when the question's terms that the first paper's
+    sources lack are found there (a question naming or comparing two papers)."""
+    if not kept:
+        return None
+    first = kept[0].chunk.document_id
+    if any(p.chunk.document_id != first for p in kept[:3]):
+        return None
+    terms = question_terms(search_text)
+    weights = _term_weights(terms, [_chunk_terms(p) for p in ranked])
+    total = sum(weights.values()) or 1.0
+    covered = set().union(*(_chunk_terms(p) for p in kept if p.chunk.document_id == first))
+    missing = {t: w for t, w in weights.items() if t not in covered}
+    best, best_gain = None, 0.0
+    for p in ranked:
+        if p.chunk.document_id == first:
+            continue
+        gain = sum(w for t, w in missing.items() if t in _chunk_terms(p)) / total
+        if gain > best_gain:
+            best, best_gain = p, gain
+    comparative = bool(_COMPARATIVE.search(search_text))
+    if best is not None and (best_gain >= SECOND_PAPER_NEW_TERMS or (comparative and best_gain > 0)):
+        return best
+    return None
+
+
+def _term_weights(terms: list[str], texts_terms: list[set[str]]) -> dict[str, float]:
+    """A term found in few candidates weighs more; one found in none weighs most."""
+    n = len(texts_terms)
+    return {t: math.log(1 + (n + 1) / (1 + sum(t in ts for ts in texts_terms))) for t in terms}
+
+
+def _chunk_terms(p: Passage) -> set[str]:
+    return _terms(f"{p.chunk.context}\n{p.chunk.text}")
+
+
+@lru_cache(maxsize=8192)
+def _terms(text: str) -> frozenset[str]:
+    return frozenset(_term_list(text) + _compounds(text))
+
+
+def _term_list(text: str) -> list[str]:
+    text = _GREEK.sub(lambda m: " " + unicodedata.name(m.group(), "x").split()[-1].lower() + " ", text.lower())
+    out = []
+    for w in _TOKEN.findall(text):
+        if w in _STOPWORDS or (len(w) < 3 and not w[0].isdigit()):
+            continue
+        out.append(w if w[0].isdigit() else w.rstrip("s")[:6])
+    return out
+
+
+def _compounds(text: str) -> list[str]:
+    out = []
+    for m in _COMPOUND.finditer(text.lower()):
+        out.append(f"{m.group(1)}{m.group(2)}" if m.group(1) else f"{m.group(3)}{m.group(4)}")
+    return out
+
+
+def _min_max(values: Sequence[float]) -> list[float]:
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    return [(v - low) / (high - low) if high > low else 1.0 for v in values]
+
+
+def _rank_fraction(values: Sequence[float]) -> list[float]:
+    """1 for the highest value, falling to 0 for the lowest."""
+    order = sorted(range(len(values)), key=lambda i: -values[i])
+    out = [0.0] * len(values)
+    for rank, i in enumerate(order):
+        out[i] = 1 - rank / max(1, len(values) - 1)
+    return out
 
 
 def _messages(system: str, history: list[tuple[str, str]], sources: str, question: str) -> Messages:
@@ -305,10 +556,15 @@ def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
-def _keywords(text: str) -> set[str]:
-    """Content words, crudely stemmed; Greek letters spelled out (β1 matches "betas")."""
-    text = _GREEK.sub(lambda m: " " + unicodedata.name(m.group(), "x").split()[-1].lower() + " ", text.lower())
-    return {w.rstrip("s")[:6] for w in _WORD.findall(text) if w not in _STOPWORDS and len(w) > 2}
+def _supporting_excerpt(claim: str, chunk_text: str, fallback: str = "") -> str:
+    """The sentence of the chunk that shares most of the claim's terms (the first prose
+    sentence... of the chunk when none does)."""
+    words = _terms(claim)
+    candidates = sentences(chunk_text)
+    best = max(candidates, key=lambda s: (len(words & _terms(s)), is_prose(s)), default="")
+    if best and words & _terms(best):
+        return _excerpt(best)
+    return fallback or _excerpt(next((s for s in candidates if is_prose(s)), chunk_text))
 
 
 def _excerpt(text: str) -> str:
