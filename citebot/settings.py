@@ -131,7 +131,7 @@ class Settings:
     rerank_model: str = _setting("CITEBOT_RERANK_MODEL", "rerank", "Model name sent to CITEBOT_RERANK_URL.")
     decline_below: float = _setting(
         "CITEBOT_DECLINE_BELOW",
-        0.5,
+        0.42,
         "Relevance floor (0-1): below it the bot says it couldn't find the answer rather than guess (tuned in bench/).",
     )
     # --- arXiv -------------------------------------------------------------------------

@@ -126,18 +126,18 @@ def ranked_passages__on(
     return [replace(retrieved_passages[i], score=round(scores[i], 4)) for i in order]
 
 
-def relevance(search_text: str, retrieved_passages: list[Passage]) -> float:
-    """How well the best candidate covers the question's distinctive terms (0-1): the signal
-    that decides whether to decline."""
+def relevance(search_text: str, query_embedding: list[float], retrieved_passages: list[Passage]) -> float:
+    """How well the best candidate answers the question (about 0-1): the mean of the best
+    coverage of the question's distinctive terms and the best passage's cosine similarity.
+    Below ``decline_below`` the bot declines."""
     if not retrieved_passages:
         return 0.0
     terms = question_terms(search_text)
     weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
     total = sum(weights.values())
-    if not total:
-        return 0.0
-    best = max(sum(w for t, w in weights.items() if t in _chunk_terms(p)) for p in retrieved_passages)
-    return round(best / total, 4)
+    coverage = max(sum(w for t, w in weights.items() if t in _chunk_terms(p)) for p in retrieved_passages) / total if total else 0
+    cosine = max(_cosine(p.vector, query_embedding) for p in retrieved_passages)
+    return round(RELEVANCE_COVERAGE_WEIGHT * coverage + (1 - RELEVANCE_COVERAGE_WEIGHT) * cosine, 4)
 
 
 def relevant_passages(
@@ -362,15 +362,17 @@ def answer(clean_question: str, checked_answer: str, numbered_sources: list[Cita
 # bench/labelled_questions.json (bench/quality.py reports each signal's effect).
 RERANK_WEIGHTS = {
     "hybrid": 1.0,
-    "cosine": 0.5,
+    "cosine": 0.0,
     "coverage": 0.5,
     "sentence_bm25": 0.5,
-    "sentence_coverage": 0.5,
-    "context": 0.2,
-    "agreement": 0.3,
+    "sentence_coverage": 0.75,
+    "context": 1.0,
+    "agreement": 0.25,
     "reference_list": -0.5,
 }
 CROSS_ENCODER_WEIGHT = 1.5
+# The relevance that decides declining: this much term coverage, the rest best cosine.
+RELEVANCE_COVERAGE_WEIGHT = 0.5
 _COMPARATIVE = re.compile(r"\b(compare|compared|comparison|versus|vs\.?|both|differ|difference|between)\b", re.I)
 
 
