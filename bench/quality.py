@@ -144,7 +144,9 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
 
         out["hit@1"] = round(sum(min((x or 99) for x in r["ranks"]) == 1 for r in answerable) / n, 3)
         out["hit@5"] = round(sum(worst(r) <= 5 for r in answerable) / n, 3)
-        out["mrr@10"] = round(sum(1 / min((x or 99) for x in r["ranks"]) if any(r["ranks"]) else 0 for r in answerable) / n, 3)
+        out["mrr@10"] = round(
+            sum(1 / min((x or 99) for x in r["ranks"]) if any(r["ranks"]) else 0 for r in answerable) / n, 3
+        )
         if "declined" in answerable[0]:
             out["cites_evidence_page"] = round(sum(r["cites_page"] for r in answerable) / n, 3)
             out["evidence_words"] = round(sum(r["evidence_words"] for r in answerable) / n, 3)

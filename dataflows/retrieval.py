@@ -101,20 +101,57 @@ def retrieved_passages(
     return store.search(search_text, query_embedding, visible_document_ids, limit=limit, alpha=alpha)
 
 
+def sub_questions(search_text: str) -> list[str]:
+    """A question that joins two or more named things ("BERT and the Transformer", "compare X
+    with Y") becomes one sub-question per name, the other names left out; else none."""
+    first, _, rest = search_text.partition(" ")
+    found = list(_NAME.finditer(rest))
+    names = list(dict.fromkeys(m.group(1) for m in found))
+    if len(names) < 2:
+        return []
+    between = rest[found[0].end() : found[-1].start()]
+    if not (_COMPARATIVE.search(search_text) or _CONJUNCTION.search(between)):
+        return []
+    out = []
+    for name in names[:MAX_SUB_QUESTIONS]:
+        text = search_text
+        for other in names:
+            if other != name:
+                text = re.sub(rf"(?<![\w-]){re.escape(other)}(?:'s)?(?![\w-])", " ", text)
+        out.append(" ".join(text.split()))
+    return out
+
+
+def sub_question_passages(
+    sub_questions: list[str], embedder: Embedder, visible_document_ids: list[str], store: Store, alpha: float
+) -> list[list[Passage]]:
+    """The best chunks for each sub-question: a question about two papers keeps both papers'
+    best chunks among the candidates even when one paper dominates the whole question's search."""
+    return [
+        store.search(q, embedder.embed_query(q), visible_document_ids, limit=SUB_QUESTION_CANDIDATES, alpha=alpha)
+        for q in sub_questions
+    ]
+
+
 @config.when(rerank="off")
-def ranked_passages__off(retrieved_passages: list[Passage]) -> list[Passage]:
-    """Second stage switched off: the hybrid search's order."""
-    return retrieved_passages
+def ranked_passages__off(retrieved_passages: list[Passage], sub_question_passages: list[list[Passage]]) -> list[Passage]:
+    """Second stage switched off: the hybrid search's order (sub-questions' chunks after it)."""
+    return _merged(retrieved_passages, sub_question_passages)
 
 
 @config.when(rerank="on")
 def ranked_passages__on(
-    search_text: str, query_embedding: list[float], retrieved_passages: list[Passage], reranker: Reranker | None
+    search_text: str,
+    query_embedding: list[float],
+    retrieved_passages: list[Passage],
+    sub_question_passages: list[list[Passage]],
+    reranker: Reranker | None,
 ) -> list[Passage]:
     """The second ranking stage: candidates re-ordered by local signals (best-sentence BM25,
     coverage of the question's distinctive terms, title/section context, agreement of the
     keyword and vector legs), plus a cross-encoder's scores when one is configured. Each
     passage's ``score`` becomes its second-stage score."""
+    retrieved_passages = _merged(retrieved_passages, sub_question_passages)
     if not retrieved_passages:
         return []
     signals = rerank_signals(search_text, query_embedding, retrieved_passages)
@@ -135,13 +172,16 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
     terms = question_terms(search_text)
     weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
     total = sum(weights.values())
-    coverage = max(sum(w for t, w in weights.items() if t in _chunk_terms(p)) for p in retrieved_passages) / total if total else 0
+    coverage = (
+        max(sum(w for t, w in weights.items() if t in _chunk_terms(p)) for p in retrieved_passages) / total if total else 0
+    )
     cosine = max(_cosine(p.vector, query_embedding) for p in retrieved_passages)
     return round(RELEVANCE_COVERAGE_WEIGHT * coverage + (1 - RELEVANCE_COVERAGE_WEIGHT) * cosine, 4)
 
 
 def relevant_passages(
     ranked_passages: list[Passage],
+    sub_question_passages: list[list[Passage]],
     query_embedding: list[float],
     search_text: str,
     relevance: float,
@@ -169,9 +209,18 @@ def relevant_passages(
         kept_words.append(words)
         if len(kept) == top_k:
             break
-    second = _second_paper(search_text, ranked_passages, kept)
-    if second is not None:
-        kept = [*kept[:1], second, *kept[1:]][:top_k] if top_k > 1 else kept
+    firsts: list[Passage] = []  # for each sub-question, its best chunk of a paper not chosen for another
+    for found in sub_question_passages:
+        pick = next((p for p in found if p.chunk.document_id not in {f.chunk.document_id for f in firsts}), None)
+        if pick is not None:
+            firsts.append(next((p for p in ranked_passages if p.chunk_id == pick.chunk_id), pick))
+    if len(firsts) > 1:  # each named paper's best chunk first, then the rest
+        ids = {f.chunk_id for f in firsts}
+        kept = [*firsts, *(p for p in kept if p.chunk_id not in ids)][: max(top_k, len(firsts))]
+    elif not sub_question_passages:
+        second = _second_paper(search_text, ranked_passages, kept)
+        if second is not None:
+            kept = [*kept[:1], second, *kept[1:]][:top_k] if top_k > 1 else kept
     return [replace(p, chunk=replace(p.chunk, text=neutralised(p.chunk.text))) for p in kept]
 
 
@@ -271,11 +320,15 @@ def draft_answer__llm(
 
 @config.when(answer_source="extractive")
 def draft_answer__extractive(
-    search_text: str, query_embedding: list[float], numbered_sources: list[Citation], embedder: Embedder
+    search_text: str,
+    query_embedding: list[float],
+    numbered_sources: list[Citation],
+    sub_questions: list[str],
+    embedder: Embedder,
 ) -> str:
     """Offline answer: the source sentence that best answers the question, and a second one only
-    when it is nearly as good or covers what the first leaves out (another paper, for a question
-    that needs two) — at most two bullets, each cited, never a heading, caption, table row or
+    when it is nearly as good or covers what the first leaves out — from the other paper when the
+    question names two. At most two bullets, each cited; never a heading, caption, table row or
     reference entry."""
     if not numbered_sources:
         return NOT_IN_SOURCES
@@ -292,8 +345,12 @@ def draft_answer__extractive(
     weights = _term_weights(terms, [_terms(c[0]) for c in candidates])
     total = sum(weights.values()) or 1.0
     lexical = [sum(w for t, w in weights.items() if t in _terms(c[0])) / total for c in candidates]
-    shortlist = sorted(range(len(candidates)), key=lambda i: -(lexical[i] - 0.02 * (candidates[i][1].n - 1)))
-    shortlist = shortlist[:SENTENCES_EMBEDDED]
+    order = sorted(range(len(candidates)), key=lambda i: -(lexical[i] - 0.02 * (candidates[i][1].n - 1)))
+    shortlist = order[:SENTENCES_EMBEDDED]
+    if len(sub_questions) > 1:  # the other papers' best sentences are compared too
+        papers = {candidates[i][1].document_id for i in shortlist}
+        for paper in {c[1].document_id for c in candidates} - papers:
+            shortlist += [i for i in order if candidates[i][1].document_id == paper][:3]
     vectors = embedder.embed_documents([candidates[i][0] for i in shortlist])
     scored = sorted(
         (
@@ -304,12 +361,18 @@ def draft_answer__extractive(
     )
     best_score, best = scored[0]
     chosen = [best]
+    first_paper = candidates[best][1].document_id
     first_terms = _terms(candidates[best][0])
     left_out = {t: w for t, w in weights.items() if t not in first_terms}
     for score, i in scored[1:]:
         sentence, source = candidates[i]
+        other_paper = source.document_id != first_paper
+        if len(sub_questions) > 1:
+            if other_paper:
+                chosen.append(i)
+                break
+            continue
         adds = sum(w for t, w in left_out.items() if t in _terms(sentence)) / total
-        other_paper = source.document_id != candidates[best][1].document_id
         enough = adds >= SECOND_BULLET_NEW_TERMS and (other_paper or score > 0.6 * best_score)
         if score >= SECOND_BULLET_RATIO * best_score or enough:
             chosen.append(i)
@@ -373,7 +436,15 @@ RERANK_WEIGHTS = {
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
 RELEVANCE_COVERAGE_WEIGHT = 0.5
-_COMPARATIVE = re.compile(r"\b(compare|compared|comparison|versus|vs\.?|both|differ|difference|between)\b", re.I)
+MAX_SUB_QUESTIONS = 3
+SUB_QUESTION_CANDIDATES = 8
+# A name: a word with a capital after its first letter or a digit (BERT, ResNet, word2vec,
+# CIFAR-10), or a capitalised word of three letters or more (Transformer, Adam).
+_NAME = re.compile(
+    r"(?<![\w-])([A-Za-z]*[A-Z][A-Za-z]*[A-Z0-9][\w-]*|[a-z]+\d[\w-]*|[A-Z][a-z]{2,}(?:-\w+)?)(?:'s)?(?![\w-])"
+)
+_CONJUNCTION = re.compile(r"\b(and|or|versus|vs\.?|with)\b", re.I)
+_COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|difference|differences|between)\b", re.I)
 
 
 def rerank_signals(question: str, query_embedding: list[float], passages: list[Passage]) -> list[dict[str, float]]:
@@ -462,6 +533,19 @@ SECOND_PAPER_NEW_TERMS = 0.2
 _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
 _COMPOUND = re.compile(r"\b([a-z]+)[-\s]?(\d+)\b|\b(\d+)-([a-z]+)\b")
+
+
+def _merged(passages: list[Passage], more: list[list[Passage]]) -> list[Passage]:
+    """The search's candidates, then the sub-questions' chunks not among them (scored below them)."""
+    seen = {p.chunk_id for p in passages}
+    floor = min((p.score for p in passages), default=1.0)
+    extra = []
+    for group in more:
+        for p in group:
+            if p.chunk_id not in seen:
+                seen.add(p.chunk_id)
+                extra.append(replace(p, score=p.score * floor))
+    return [*passages, *extra]
 
 
 def _second_paper(search_text: str, ranked: list[Passage], kept: list[Passage]) -> Passage | None:
