@@ -432,6 +432,7 @@ RERANK_WEIGHTS = {
     "context": 1.0,
     "agreement": 0.25,
     "reference_list": -0.5,
+    "prose": 0.5,
 }
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
@@ -479,6 +480,7 @@ def rerank_signals(question: str, query_embedding: list[float], passages: list[P
     context = [sum(w for t, w in weights.items() if t in _terms(p.chunk.context)) / total for p in passages]
     lexical_rank = _rank_fraction(lexical)
     cosine_rank = _rank_fraction(cosines)
+    prose = [_prose_share(p.chunk.text) for p in passages]
     hybrid = _min_max([p.score for p in passages])
     cosine = _min_max(cosines)
     bm25_scaled = _min_max(best_bm25)
@@ -492,6 +494,7 @@ def rerank_signals(question: str, query_embedding: list[float], passages: list[P
             "context": context[i],
             "agreement": min(lexical_rank[i], cosine_rank[i]),
             "reference_list": float(is_reference_section(p.chunk.context)),
+            "prose": prose[i],
         }
         for i, p in enumerate(passages)
     ]
@@ -526,13 +529,20 @@ def answer_claims(text: str) -> list[tuple[str, list[int]]]:
 # ---- helpers (private: not nodes) -------------------------------------------------------
 
 EXTRACTIVE_SOURCES = 4
-SENTENCES_EMBEDDED = 12
+SENTENCES_EMBEDDED = 8
 SECOND_BULLET_RATIO = 0.9
 SECOND_BULLET_NEW_TERMS = 0.2
 SECOND_PAPER_NEW_TERMS = 0.2
 _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
 _COMPOUND = re.compile(r"\b([a-z]+)[-\s]?(\d+)\b|\b(\d+)-([a-z]+)\b")
+
+
+def _prose_share(text: str) -> float:
+    """The share of a chunk's characters in sentences fit to quote (not tables, captions, lists of names)."""
+    parts = sentences(text)
+    total = sum(map(len, parts)) or 1
+    return sum(len(s) for s in parts if is_prose(s)) / total
 
 
 def _merged(passages: list[Passage], more: list[list[Passage]]) -> list[Passage]:
