@@ -24,7 +24,7 @@ def run(env: BenchEnv) -> dict[str, Any]:
     labelled = json.loads(Path(__file__).with_name("labelled_questions.json").read_text())["questions"]
     # Questions over the papers this run indexed, spread over the documents.
     stems = {p.stem for p in env.papers()}
-    questions = [q["question"] for q in labelled if q["doc"] in stems][:: 2 if not env.quick else 3][:20]
+    questions = [q["question"] for q in labelled if q.get("doc") in stems][:: 2 if not env.quick else 3][:20]
     prefix = ingest_papers(env, "standin")  # section 2's collection when it ran: no summaries yet
     counter = env.counting
     rows: dict[str, list[dict[str, Any]]] = {"answer": [], "summary_cold": [], "summary_warm": []}

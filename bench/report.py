@@ -137,45 +137,79 @@ def _memory(r: dict[str, Any]) -> list[Row]:
 
 def _quality(r: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
-    by_size: dict[int, list[dict[str, Any]]] = {}
-    for x in r["grid"]:
-        by_size.setdefault(x["chunk_chars"], []).append(x)
-    for size, xs in by_size.items():
-        cells = ", ".join(f"α{x['alpha']}: {x['mrr@10']:.2f}" for x in xs)
-        rows.append(("quality", f"MRR@10 at {size}-char chunks ({xs[0]['chunks']} chunks)", cells, "", ""))
-    b = r["best"]
+    targets = r["targets"]
+    on, off = r["second_stage_on"], r["second_stage_off"]
+
+    def ratio(x: dict[str, Any], key: str) -> str:
+        return f"{x[key]:.0%}" if key in x else "–"
+
+    for group, label in (
+        ("all", "all questions"),
+        ("single", "one paper"),
+        ("multi", "two papers"),
+        ("tuning", "tuning split"),
+        ("held_out", "held-out split"),
+    ):
+        x, y = on.get(group), off.get(group)
+        if not x:
+            continue
+        main = group == "all"
+        rows.append(
+            (
+                "quality",
+                f"{label} ({x['questions']}): hit@1 / hit@5 / MRR@10 (second stage off)",
+                f"{x['hit@1']:.0%} / {x['hit@5']:.0%} / {x['mrr@10']:.2f} "
+                f"({y['hit@1']:.0%} / {y['hit@5']:.0%} / {y['mrr@10']:.2f})",
+                f"≥ {targets['hit@1']:.0%} / {targets['hit@5']:.0%} / {targets['mrr@10']}" if main else "",
+                _status(
+                    x["hit@1"] >= targets["hit@1"] and x["hit@5"] >= targets["hit@5"] and x["mrr@10"] >= targets["mrr@10"]
+                )
+                if main
+                else "",
+            )
+        )
+        if "cites_evidence_page" in x:
+            rows.append(
+                (
+                    "quality",
+                    f"{label}: answer cites the evidence page / evidence words in the answer / wrongly declined",
+                    f"{ratio(x, 'cites_evidence_page')} / {ratio(x, 'evidence_words')} / {ratio(x, 'false_declines')}",
+                    f"≥ {targets['cites_evidence_page']:.0%} / – / ≤ {targets['false_declines']:.0%}" if main else "",
+                    _status(
+                        x["cites_evidence_page"] >= targets["cites_evidence_page"]
+                        and x["false_declines"] <= targets["false_declines"]
+                    )
+                    if main
+                    else "",
+                )
+            )
+    for group, label in (("unanswerable", "unanswerable"), ("tuning", "tuning split"), ("held_out", "held-out split")):
+        x = on.get(group, {})
+        if "unanswerable_declined" in x:
+            main = group == "unanswerable"
+            rows.append(
+                (
+                    "quality",
+                    f"{label}: unanswerable questions declined",
+                    ratio(x, "unanswerable_declined"),
+                    f"≥ {targets['unanswerable_declined']:.0%}" if main else "",
+                    _status(x["unanswerable_declined"] >= targets["unanswerable_declined"]) if main else "",
+                )
+            )
+    a = on["all"]
     rows.append(
         (
             "quality",
-            f"best: {b['chunk_chars']} chars, α {b['alpha']} — hit@1 / hit@5 / MRR@10",
-            f"{b['hit@1']} / {b['hit@5']} / {b['mrr@10']}",
-            "",
-            "",
+            "warm Citebot.ask offline, second stage on: p50 / p95 (off: p50)",
+            f"{a['ask_p50_ms']:.0f} / {a['ask_p95_ms']:.0f} ms ({off['all']['ask_p50_ms']:.0f} ms)",
+            f"p50 ≤ {targets['ask_p50_ms']} ms",
+            _status(a["ask_p50_ms"] <= targets["ask_p50_ms"]),
         )
     )
-    d = r.get("at_defaults")
-    cur = r["current_defaults"]
-    if d:
-        rows.append(
-            (
-                "quality",
-                f"current defaults: {cur['chunk_chars']} chars, α {cur['alpha']} — hit@1 / hit@5 / MRR@10",
-                f"{d['hit@1']} / {d['hit@5']} / {d['mrr@10']}",
-                "",
-                "",
-            )
-        )
-    c = r.get("citations")
-    if c:
-        rows.append(
-            (
-                "quality",
-                f"answers at defaults ({c['questions']} questions): passage cited / among sources",
-                f"{c['passage_cited']:.0%} / {c['passage_among_sources']:.0%}",
-                "",
-                "",
-            )
-        )
+    ablation = r.get("without_signal_mrr@10")
+    if ablation:
+        cells = ", ".join(f"{k} {v:.3f}" for k, v in ablation.items())
+        rows.append(("quality", f"MRR@10 with one signal removed (all on: {a['mrr@10']:.3f})", cells, "", ""))
     return rows
 
 

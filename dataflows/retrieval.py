@@ -221,7 +221,7 @@ def relevant_passages(
         second = _second_paper(search_text, ranked_passages, kept)
         if second is not None:
             kept = [*kept[:1], second, *kept[1:]][:top_k] if top_k > 1 else kept
-    return [replace(p, chunk=replace(p.chunk, text=neutralised(p.chunk.text))) for p in kept]
+    return [replace(p, title=neutralised(p.title), chunk=replace(p.chunk, text=neutralised(p.chunk.text))) for p in kept]
 
 
 def numbered_sources(relevant_passages: list[Passage], search_text: str) -> list[Citation]:
