@@ -373,7 +373,7 @@ def draft_answer__extractive(
                 break
             continue
         adds = sum(w for t, w in left_out.items() if t in _terms(sentence)) / total
-        enough = adds >= SECOND_BULLET_NEW_TERMS and (other_paper or score > 0.6 * best_score)
+        enough = adds >= SECOND_BULLET_NEW_TERMS and score >= SECOND_BULLET_FLOOR * best_score
         if score >= SECOND_BULLET_RATIO * best_score or enough:
             chosen.append(i)
             break
@@ -532,8 +532,10 @@ EXTRACTIVE_SOURCES = 4
 SENTENCES_EMBEDDED = 8
 SECOND_BULLET_RATIO = 0.9
 SECOND_BULLET_NEW_TERMS = 0.2
+SECOND_BULLET_FLOOR = 0.7
 SECOND_PAPER_NEW_TERMS = 0.2
 _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
+_GLUED = re.compile(r"[a-z]{8,}")
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
 _COMPOUND = re.compile(r"\b([a-z]+)[-\s]?(\d+)\b|\b(\d+)-([a-z]+)\b")
 
@@ -596,7 +598,19 @@ def _chunk_terms(p: Passage) -> set[str]:
 
 @lru_cache(maxsize=8192)
 def _terms(text: str) -> frozenset[str]:
-    return frozenset(_term_list(text) + _compounds(text))
+    """A text's terms, for matching question terms: each word's stem, its shorter prefixes
+    ("training" also matches "train") and, for long glued words, its endings ("BERTLARGE"
+    matches "large")."""
+    out = set(_compounds(text))
+    for w in _term_list(text):
+        out.add(w)
+        if w[0].isdigit():
+            continue
+        for n in range(4, min(len(w), 6)):
+            out.add(w[:n])
+    for w in _GLUED.findall(text.lower()):
+        out.update(w[-n:] for n in range(4, 7))
+    return frozenset(out)
 
 
 def _term_list(text: str) -> list[str]:
