@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import lru_cache
@@ -52,7 +52,7 @@ _GREEK = re.compile(r"[\u0391-\u03c9]")
 _STOPWORDS = frozenset(
     "a an the and or of in on to for with by is are was were be been what which who whom how why when where "
     "did does do that this these those it its as at from than then there their they we our you your i me my "
-    "can could should would will use used using about into".split()
+    "can could should would will use used using about into many much".split()
 )
 
 
@@ -173,7 +173,9 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
     weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
     total = sum(weights.values())
     coverage = (
-        max(sum(w for t, w in weights.items() if t in _chunk_terms(p)) for p in retrieved_passages) / total if total else 0
+        max(sum(w for t, w in weights.items() if _in(t, _chunk_terms(p))) for p in retrieved_passages) / total
+        if total
+        else 0
     )
     cosine = max(_cosine(p.vector, query_embedding) for p in retrieved_passages)
     return round(RELEVANCE_COVERAGE_WEIGHT * coverage + (1 - RELEVANCE_COVERAGE_WEIGHT) * cosine, 4)
@@ -344,7 +346,7 @@ def draft_answer__extractive(
         return NOT_IN_SOURCES
     weights = _term_weights(terms, [_terms(c[0]) for c in candidates])
     total = sum(weights.values()) or 1.0
-    lexical = [sum(w for t, w in weights.items() if t in _terms(c[0])) / total for c in candidates]
+    lexical = [sum(w for t, w in weights.items() if _in(t, _terms(c[0]))) / total for c in candidates]
     order = sorted(range(len(candidates)), key=lambda i: -(lexical[i] - 0.02 * (candidates[i][1].n - 1)))
     shortlist = order[:SENTENCES_EMBEDDED]
     if len(sub_questions) > 1:  # the other papers' best sentences are compared too
@@ -363,7 +365,7 @@ def draft_answer__extractive(
     chosen = [best]
     first_paper = candidates[best][1].document_id
     first_terms = _terms(candidates[best][0])
-    left_out = {t: w for t, w in weights.items() if t not in first_terms}
+    left_out = {t: w for t, w in weights.items() if not _in(t, first_terms)}
     for score, i in scored[1:]:
         sentence, source = candidates[i]
         other_paper = source.document_id != first_paper
@@ -372,7 +374,7 @@ def draft_answer__extractive(
                 chosen.append(i)
                 break
             continue
-        adds = sum(w for t, w in left_out.items() if t in _terms(sentence)) / total
+        adds = sum(w for t, w in left_out.items() if _in(t, _terms(sentence))) / total
         enough = adds >= SECOND_BULLET_NEW_TERMS and score >= SECOND_BULLET_FLOOR * best_score
         if score >= SECOND_BULLET_RATIO * best_score or enough:
             chosen.append(i)
@@ -459,7 +461,7 @@ def rerank_signals(question: str, query_embedding: list[float], passages: list[P
     all_sentences = [s for group in chunk_sentences for s in group]
     n = len(all_sentences) or 1
     average = sum(map(len, all_sentences)) / n or 1.0
-    df = {t: sum(t in set(s) for s in all_sentences) for t in terms}
+    df = {t: sum(_in(t, set(s)) for s in all_sentences) for t in terms}
     idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
 
     def bm25(words: list[str]) -> float:
@@ -472,12 +474,12 @@ def rerank_signals(question: str, query_embedding: list[float], passages: list[P
 
     best_bm25 = [max((bm25(s) for s in group), default=0.0) for group in chunk_sentences]
     best_cover = [
-        max((sum(w for t, w in weights.items() if t in set(s)) / total for s in group), default=0.0)
+        max((sum(w for t, w in weights.items() if _in(t, set(s))) / total for s in group), default=0.0)
         for group in chunk_sentences
     ]
     cosines = [_cosine(p.vector, query_embedding) for p in passages]
-    lexical = [sum(w for t, w in weights.items() if t in ct) / total for ct in chunk_terms]
-    context = [sum(w for t, w in weights.items() if t in _terms(p.chunk.context)) / total for p in passages]
+    lexical = [sum(w for t, w in weights.items() if _in(t, ct)) / total for ct in chunk_terms]
+    context = [sum(w for t, w in weights.items() if _in(t, _terms(p.chunk.context))) / total for p in passages]
     lexical_rank = _rank_fraction(lexical)
     cosine_rank = _rank_fraction(cosines)
     prose = [_prose_share(p.chunk.text) for p in passages]
@@ -572,12 +574,12 @@ def _second_paper(search_text: str, ranked: list[Passage], kept: list[Passage]) 
     weights = _term_weights(terms, [_chunk_terms(p) for p in ranked])
     total = sum(weights.values()) or 1.0
     covered = set().union(*(_chunk_terms(p) for p in kept if p.chunk.document_id == first))
-    missing = {t: w for t, w in weights.items() if t not in covered}
+    missing = {t: w for t, w in weights.items() if not _in(t, covered)}
     best, best_gain = None, 0.0
     for p in ranked:
         if p.chunk.document_id == first:
             continue
-        gain = sum(w for t, w in missing.items() if t in _chunk_terms(p)) / total
+        gain = sum(w for t, w in missing.items() if _in(t, _chunk_terms(p))) / total
         if gain > best_gain:
             best, best_gain = p, gain
     comparative = bool(_COMPARATIVE.search(search_text))
@@ -589,7 +591,12 @@ def _second_paper(search_text: str, ranked: list[Passage], kept: list[Passage]) 
 def _term_weights(terms: list[str], texts_terms: list[set[str]]) -> dict[str, float]:
     """A term found in few candidates weighs more; one found in none weighs most."""
     n = len(texts_terms)
-    return {t: math.log(1 + (n + 1) / (1 + sum(t in ts for ts in texts_terms))) for t in terms}
+    return {t: math.log(1 + (n + 1) / (1 + sum(_in(t, ts) for ts in texts_terms))) for t in terms}
+
+
+def _in(term: str, terms: Set[str]) -> bool:
+    """A question term is in a text's terms as it is or by its first five letters ("stacked" ~ "stack")."""
+    return term in terms or (len(term) == 6 and not term[0].isdigit() and term[:5] in terms)
 
 
 def _chunk_terms(p: Passage) -> set[str]:
