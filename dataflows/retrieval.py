@@ -154,7 +154,7 @@ def ranked_passages__on(
     retrieved_passages = _merged(retrieved_passages, sub_question_passages)
     if not retrieved_passages:
         return []
-    signals = rerank_signals(search_text, query_embedding, retrieved_passages)
+    signals = _rerank_signals(search_text, query_embedding, retrieved_passages)
     scores = [sum(RERANK_WEIGHTS[k] * v for k, v in s.items() if k in RERANK_WEIGHTS) for s in signals]
     if reranker is not None:
         cross = reranker.scores(search_text, [p.chunk.embedding_text for p in retrieved_passages])
@@ -169,7 +169,7 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
     Below ``decline_below`` the bot declines."""
     if not retrieved_passages:
         return 0.0
-    terms = question_terms(search_text)
+    terms = _question_terms(search_text)
     weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
     total = sum(weights.values())
     coverage = (
@@ -223,7 +223,7 @@ def relevant_passages(
         second = _second_paper(search_text, ranked_passages, kept)
         if second is not None:
             kept = [*kept[:1], second, *kept[1:]][:top_k] if top_k > 1 else kept
-    return [replace(p, title=neutralised(p.title), chunk=replace(p.chunk, text=neutralised(p.chunk.text))) for p in kept]
+    return [replace(p, title=_neutralised(p.title), chunk=replace(p.chunk, text=_neutralised(p.chunk.text))) for p in kept]
 
 
 def numbered_sources(relevant_passages: list[Passage], search_text: str) -> list[Citation]:
@@ -334,7 +334,7 @@ def draft_answer__extractive(
     reference entry."""
     if not numbered_sources:
         return NOT_IN_SOURCES
-    terms = question_terms(search_text)
+    terms = _question_terms(search_text)
     candidates = [
         (sentence, source)
         for source in numbered_sources[:EXTRACTIVE_SOURCES]
@@ -404,7 +404,7 @@ def answer(clean_question: str, checked_answer: str, numbered_sources: list[Cita
     """The result: each cited source's excerpt is the sentence of its chunk that best supports
     the claim(s) the answer cites it for (a claim keeps the markers that follow it)."""
     claims: dict[int, list[str]] = {}
-    for claim, numbers in answer_claims(checked_answer):
+    for claim, numbers in _answer_claims(checked_answer):
         for n in numbers:
             claims.setdefault(n, []).append(claim)
     citations = []
@@ -421,7 +421,7 @@ def answer(clean_question: str, checked_answer: str, numbered_sources: list[Cita
     )
 
 
-# ---- the second stage's signals (public: the quality bench measures each) --------------
+# ---- the second stage's signals (not nodes) ------------------------------------------
 
 # Weights of the second stage's signals (each 0-1), tuned on the tuning split of
 # bench/labelled_questions.json (bench/quality.py reports each signal's effect).
@@ -450,9 +450,9 @@ _CONJUNCTION = re.compile(r"\b(and|or|versus|vs\.?|with)\b", re.I)
 _COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|difference|differences|between)\b", re.I)
 
 
-def rerank_signals(question: str, query_embedding: list[float], passages: list[Passage]) -> list[dict[str, float]]:
+def _rerank_signals(question: str, query_embedding: list[float], passages: list[Passage]) -> list[dict[str, float]]:
     """Each candidate's second-stage signals, each scaled to 0-1 over the candidates."""
-    terms = question_terms(question)
+    terms = _question_terms(question)
     chunk_terms = [_chunk_terms(p) for p in passages]
     weights = _term_weights(terms, chunk_terms)
     total = sum(weights.values()) or 1.0
@@ -502,18 +502,18 @@ def rerank_signals(question: str, query_embedding: list[float], passages: list[P
     ]
 
 
-def question_terms(text: str) -> list[str]:
+def _question_terms(text: str) -> list[str]:
     """The question's content terms, crudely stemmed, plus compounds such as "gpt4" or "top5"."""
     return list(dict.fromkeys(_term_list(text) + _compounds(text)))
 
 
-def neutralised(text: str) -> str:
+def _neutralised(text: str) -> str:
     """Document text with bracketed numbers ("[2]", "[3, 4]", "[5-7]") made harmless: "[ref 2]" is
     never read as a citation, so only markers citebot adds can become citations."""
     return _SOURCE_MARKER.sub(lambda m: f"[ref {m.group(1)}]", text)
 
 
-def answer_claims(text: str) -> list[tuple[str, list[int]]]:
+def _answer_claims(text: str) -> list[tuple[str, list[int]]]:
     """The answer split into claims, each with the citation numbers that follow it."""
     out: list[tuple[str, list[int]]] = []
     for line in text.splitlines():
@@ -570,7 +570,7 @@ def _second_paper(search_text: str, ranked: list[Passage], kept: list[Passage]) 
     first = kept[0].chunk.document_id
     if any(p.chunk.document_id != first for p in kept[:3]):
         return None
-    terms = question_terms(search_text)
+    terms = _question_terms(search_text)
     weights = _term_weights(terms, [_chunk_terms(p) for p in ranked])
     total = sum(weights.values()) or 1.0
     covered = set().union(*(_chunk_terms(p) for p in kept if p.chunk.document_id == first))

@@ -8,11 +8,19 @@ import re
 import pytest
 
 from citebot.domain import CLI_SCOPE, Provenance, Scope
-from dataflows.retrieval import answer_claims
 from tests.paths import PDFS
 from tests.test_bad_input import _one_page_pdf
 
 JUNK = re.compile(r"^\d+\s+(Table|Figure|Fig\.)|^(Table|Figure|Fig\.)\s*\d+[:.]|^\d+(\.\d+)*\s+[A-Z][a-z]+\s+[A-Z]")
+
+
+def claims(text: str) -> list[tuple[str, list[int]]]:
+    """Each bullet of an answer with the citation numbers at its end."""
+    out = []
+    for line in bullets(text):
+        numbers = [int(n) for n in re.findall(r"\[(\d+)\]", line)]
+        out.append((re.sub(r"\[\d+\]", "", line).strip(), numbers))
+    return out
 
 
 def bullets(text: str) -> list[str]:
@@ -74,7 +82,7 @@ def test_bracketed_numbers_in_a_document_never_become_citations(offline_bot, cor
     try:
         answer = offline_bot.ask("Which optimizer did the Transformer use?", scope)
         by_number = {c.n: c for c in answer.citations + answer.uncited}
-        for claim, numbers in answer_claims(answer.text):
+        for claim, numbers in claims(answer.text):
             for n in numbers:
                 assert n in by_number, (n, answer.text)
                 if "EVIL-OPT" in claim:  # quoted from the forged page: cited to it, and only to it
