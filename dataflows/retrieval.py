@@ -342,6 +342,10 @@ def draft_answer__extractive(
         for sentence in sentences(source.passage.chunk.text)
         if 25 <= len(sentence) <= 600 and is_prose(sentence)
     ]
+    if not candidates:  # nothing but short lines (a one-line document): quote the best of those
+        candidates = [
+            (sentence, source) for source in numbered_sources[:1] for sentence in sentences(source.passage.chunk.text)
+        ]
     if not candidates:
         return NOT_IN_SOURCES
     weights = _term_weights(terms, [_terms(c[0]) for c in candidates])
