@@ -351,7 +351,7 @@ def draft_answer__extractive(
     weights = _term_weights(terms, [_terms(c[0]) for c in candidates])
     total = sum(weights.values()) or 1.0
     lexical = [sum(w for t, w in weights.items() if _in(t, _terms(c[0]))) / total for c in candidates]
-    order = sorted(range(len(candidates)), key=lambda i: -(lexical[i] - 0.02 * (candidates[i][1].n - 1)))
+    order = sorted(range(len(candidates)), key=lambda i: -(lexical[i] - SOURCE_RANK_PENALTY * (candidates[i][1].n - 1)))
     shortlist = order[:SENTENCES_EMBEDDED]
     if len(sub_questions) > 1:  # the other papers' best sentences are compared too
         papers = {candidates[i][1].document_id for i in shortlist}
@@ -360,7 +360,7 @@ def draft_answer__extractive(
     vectors = embedder.embed_documents([candidates[i][0] for i in shortlist])
     scored = sorted(
         (
-            (lexical[i] + _cosine(v, query_embedding) - 0.02 * (candidates[i][1].n - 1), i)
+            (lexical[i] + _cosine(v, query_embedding) - SOURCE_RANK_PENALTY * (candidates[i][1].n - 1), i)
             for i, v in zip(shortlist, vectors)
         ),
         reverse=True,
@@ -536,6 +536,8 @@ def _answer_claims(text: str) -> list[tuple[str, list[int]]]:
 
 EXTRACTIVE_SOURCES = 4
 SENTENCES_EMBEDDED = 8
+# An extractive sentence from a lower-ranked source scores this much less per rank.
+SOURCE_RANK_PENALTY = 0.02
 SECOND_BULLET_RATIO = 0.9
 SECOND_BULLET_NEW_TERMS = 0.2
 SECOND_BULLET_FLOOR = 0.7
