@@ -352,7 +352,10 @@ def draft_answer__extractive(
     total = sum(weights.values()) or 1.0
     lexical = [sum(w for t, w in weights.items() if _in(t, _terms(c[0]))) / total for c in candidates]
     order = sorted(range(len(candidates)), key=lambda i: -(lexical[i] - SOURCE_RANK_PENALTY * (candidates[i][1].n - 1)))
-    shortlist = order[:SENTENCES_EMBEDDED]
+    per_source: dict[int, list[int]] = {}  # each source's best sentences, then the best overall
+    for i in order:
+        per_source.setdefault(candidates[i][1].n, []).append(i)
+    shortlist = list(dict.fromkeys([*(i for found in per_source.values() for i in found[:2]), *order]))[:SENTENCES_EMBEDDED]
     if len(sub_questions) > 1:  # the other papers' best sentences are compared too
         papers = {candidates[i][1].document_id for i in shortlist}
         for paper in {c[1].document_id for c in candidates} - papers:
@@ -537,7 +540,7 @@ def _answer_claims(text: str) -> list[tuple[str, list[int]]]:
 EXTRACTIVE_SOURCES = 4
 SENTENCES_EMBEDDED = 8
 # An extractive sentence from a lower-ranked source scores this much less per rank.
-SOURCE_RANK_PENALTY = 0.02
+SOURCE_RANK_PENALTY = 0.1
 SECOND_BULLET_RATIO = 0.9
 SECOND_BULLET_NEW_TERMS = 0.2
 SECOND_BULLET_FLOOR = 0.7
