@@ -129,6 +129,7 @@ def _time(fn: Any, queries: list[str]) -> list[float]:
 def run(env: BenchEnv) -> dict[str, Any]:
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 
+    from citebot.store import SEARCHED_PROPERTIES
     from dataflows.app import Citebot
     from tests.standins.openai_server import embed
 
@@ -167,9 +168,9 @@ def run(env: BenchEnv) -> dict[str, Any]:
                     query=q,
                     vector=qvec[q],
                     alpha=settings.alpha,
-                    limit=top_k * 2,
+                    limit=max(settings.rerank_candidates, top_k * 2),
                     fusion_type=HybridFusion.RELATIVE_SCORE,
-                    query_properties=["text"],
+                    query_properties=SEARCHED_PROPERTIES,
                     filters=Filter.by_property("document_id").contains_any(doc_ids),
                     return_metadata=MetadataQuery(score=True),
                     include_vector=True,
@@ -180,9 +181,9 @@ def run(env: BenchEnv) -> dict[str, Any]:
                     query=q,
                     vector=qvec[q],
                     alpha=settings.alpha,
-                    limit=top_k * 2,
+                    limit=max(settings.rerank_candidates, top_k * 2),
                     fusion_type=HybridFusion.RELATIVE_SCORE,
-                    query_properties=["text"],
+                    query_properties=SEARCHED_PROPERTIES,
                     return_metadata=MetadataQuery(score=True),
                 )
 
