@@ -328,8 +328,8 @@ def draft_answer__extractive(
     sub_questions: list[str],
     embedder: Embedder,
 ) -> str:
-    """Offline answer: the source sentence that best answers the question, and a second one only
-    when it is nearly as good or covers what the first leaves out — from the other paper when the
+    """Offline answer: the source sentence that best answers the question, and a second one when
+    it scores at least ``SECOND_BULLET_RATIO`` of the first — from the other paper when the
     question names two. At most two bullets, each cited; never a heading, caption, table row or
     reference entry."""
     if not numbered_sources:
@@ -371,19 +371,14 @@ def draft_answer__extractive(
     best_score, best = scored[0]
     chosen = [best]
     first_paper = candidates[best][1].document_id
-    first_terms = _terms(candidates[best][0])
-    left_out = {t: w for t, w in weights.items() if not _in(t, first_terms)}
     for score, i in scored[1:]:
-        sentence, source = candidates[i]
-        other_paper = source.document_id != first_paper
+        other_paper = candidates[i][1].document_id != first_paper
         if len(sub_questions) > 1:
             if other_paper:
                 chosen.append(i)
                 break
             continue
-        adds = sum(w for t, w in left_out.items() if _in(t, _terms(sentence))) / total
-        enough = adds >= SECOND_BULLET_NEW_TERMS and score >= SECOND_BULLET_FLOOR * best_score
-        if score >= SECOND_BULLET_RATIO * best_score or enough:
+        if score >= SECOND_BULLET_RATIO * best_score:
             chosen.append(i)
             break
     return "\n".join(f"• {candidates[i][0]} [{candidates[i][1].n}]" for i in chosen)
@@ -541,9 +536,8 @@ EXTRACTIVE_SOURCES = 4
 SENTENCES_EMBEDDED = 8
 # An extractive sentence from a lower-ranked source scores this much less per rank.
 SOURCE_RANK_PENALTY = 0.1
-SECOND_BULLET_RATIO = 0.9
-SECOND_BULLET_NEW_TERMS = 0.2
-SECOND_BULLET_FLOOR = 0.7
+# A second bullet must score at least this share of the first's.
+SECOND_BULLET_RATIO = 0.7
 SECOND_PAPER_NEW_TERMS = 0.2
 _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _GLUED = re.compile(r"[a-z]{8,}")
