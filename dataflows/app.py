@@ -32,7 +32,7 @@ from citebot.failover import close_store, open_store
 from citebot.llm import build_chat_model
 from citebot.parse_workers import ParseBudget, ParsePool
 from citebot.reranker import build_reranker
-from citebot.settings import Settings
+from citebot.settings import Settings, SettingsError
 from dataflows import arxiv_source, pdf_ingestion, retrieval
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ def build_drivers(timer: NodeTimer, answer_source: str, rerank: str = "on") -> d
 
 class Citebot:
     def __init__(self, settings: Settings) -> None:
+        if settings.rerank not in ("on", "off"):
+            raise SettingsError(f"CITEBOT_RERANK={settings.rerank!r} must be on or off")
         self.settings = settings
         self.store = open_store(settings)  # fails over across the nodes of a replicated cluster
         self.client = self.store.client
