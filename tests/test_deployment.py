@@ -2,7 +2,7 @@
 
 * docker-compose.yaml: the pinned Weaviate version, matching ports, only real setting names,
   declared volumes.
-* .env.example, docs/configuration.md (and README's configuration table once it has one) list
+* .env.example and docs/configuration.md list
   exactly ``Settings.env_names()``. Both files are generated from ``Settings``; after changing
   settings.py regenerate them with ``python tests/test_deployment.py``.
 * Dockerfile: the hashed lock installed before the source, non-root user, HEALTHCHECK, ``citebot serve``.
@@ -96,12 +96,7 @@ def env_example_values() -> dict[str, str]:
 
 
 def configuration_table_names() -> tuple[Path, list[str]]:
-    """Names in README's configuration table; docs/configuration.md until README has one."""
-    readme = REPO / "README.md"
-    if readme.exists():
-        names = TABLE_ROW.findall(readme.read_text())
-        if names:
-            return readme, names
+    """Names in the configuration table, docs/configuration.md (README links to it)."""
     table = REPO / "docs" / "configuration.md"
     return table, TABLE_ROW.findall(table.read_text())
 
@@ -119,6 +114,19 @@ def test_configuration_table_lists_exactly_the_settings() -> None:
     where, names = configuration_table_names()
     assert names == Settings.env_names(), f"{where.relative_to(REPO)} is out of date"
     assert names == list(env_example_values())
+
+
+def test_readme_names_only_real_settings_and_commands() -> None:
+    """README is written by hand: every setting and CLI command it names must exist."""
+    from bot.cli import build_parser
+
+    readme = (REPO / "README.md").read_text()
+    named = set(re.findall(r"`((?:CITEBOT|SLACK|OPENAI|WEAVIATE|ARXIV)_[A-Z0-9_]+)`", readme))
+    assert named and named <= set(Settings.env_names()), named - set(Settings.env_names())
+    commands = set(re.findall(r"^\./run (\w+)", readme, re.MULTILINE))
+    commands |= {c for line in re.findall(r"^\./run (\w+(?: \| \w+)+)", readme, re.MULTILINE) for c in line.split(" | ")}
+    subcommands = build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001
+    assert commands and commands <= set(subcommands), commands - set(subcommands)
 
 
 def test_generated_files_are_up_to_date() -> None:
