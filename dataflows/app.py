@@ -37,20 +37,6 @@ from dataflows import arxiv_source, pdf_ingestion, retrieval
 log = logging.getLogger(__name__)
 
 
-class _ExpectedErrorsFilter(logging.Filter):
-    """Hamilton logs every node exception with a traceback and a 'join our Slack' banner. A
-    CitebotError is bad input with a message for the user, not a failure: keep it out of logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "Need help with Hamilton" in record.getMessage():
-            return False
-        return not (record.exc_info and isinstance(record.exc_info[1], CitebotError))
-
-
-for _name in ("hamilton.driver", "hamilton.execution.graph_functions"):
-    logging.getLogger(_name).addFilter(_ExpectedErrorsFilter())
-
-
 class NodeTimer(lifecycle.NodeExecutionHook):
     """Seconds spent in each node of the current thread's last run (for progress and benchmarks)."""
 
