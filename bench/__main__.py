@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import sys
 import time
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    from citebot import logs
+
+    logs.configure(logging.WARNING)  # as the CLI: quiet libraries, no Hamilton tracebacks for bad input
     from bench import report
     from bench.common import BenchEnv, log
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from citebot import logs
 from citebot.arxiv_ids import check_id_count
 from citebot.domain import CLI_SCOPE, Answer, Provenance, Scope
 from citebot.downloads import read_pdf_file
@@ -94,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(logging.INFO if args.verbose else logging.WARNING)
     try:
         settings = Settings.from_env()
         return COMMANDS[args.command](args, settings)
@@ -123,9 +122,6 @@ def _open(settings: Settings):
     daemon = None if settings.weaviate_url else running(settings)
     if daemon is not None:  # `citebot up` left Weaviate running for this data dir: use it as a server
         settings = replace(settings, weaviate_url=f"http://127.0.0.1:{daemon.port}", weaviate_grpc_port=daemon.grpc_port)
-
-    if logging.getLogger().level > logging.INFO:  # weaviate-client sets INFO on its logger at import
-        logging.getLogger("weaviate-client").setLevel(logging.WARNING)
     return Citebot(settings)
 
 

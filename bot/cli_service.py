@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from citebot import logs
 from citebot.settings import Settings
 
 START_TIMEOUT_S = 120.0
@@ -135,6 +137,7 @@ def serve() -> None:
     from citebot.domain import Scope
     from citebot.errors import CitebotError
 
+    logs.configure(logging.WARNING)  # as the CLI it stands in for
     settings = Settings.from_env()
     mine = fingerprint(settings)
     path = socket_path(settings)

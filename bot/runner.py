@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app, make_client
 from bot.deps import Deps
+from citebot import logs
 from citebot.errors import CitebotError
 from citebot.settings import Settings
 from dataflows.app import Citebot
@@ -159,7 +160,5 @@ async def _serve(settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     """Run the Slack bot until SIGINT/SIGTERM. Bad or missing Slack credentials raise ``CitebotError``."""
     check_tokens(settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )  # the CLI configured WARNING before it called serve()
+    logs.configure(settings.log_level)  # replaces the CLI's WARNING: the bot logs at CITEBOT_LOG_LEVEL
     asyncio.run(_serve(settings))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import os
 import shutil
 import socket
@@ -22,15 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
+from citebot import logs
 from citebot.settings import TOP_K_MAX, TOP_K_MIN, Settings, SettingsError
 from citebot.weaviate_server import WEAVIATE_VERSION, embedded_binary_path
 
 TIMEOUT_S = 5.0
 
 # slack_sdk logs failed requests at ERROR; doctor reports them itself, on its one line.
-_quiet_slack_log = logging.getLogger("citebot.doctor.slack")
-_quiet_slack_log.setLevel(logging.CRITICAL + 1)
-_quiet_slack_log.propagate = False
+QUIET_SLACK_LOG = "citebot.doctor.slack"
 
 
 @dataclass(frozen=True)
@@ -212,7 +210,11 @@ def check_slack(settings: Settings) -> Check:
 
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
     client = WebClient(
-        settings.slack_bot_token, base_url=base_url, timeout=int(TIMEOUT_S), retry_handlers=[], logger=_quiet_slack_log
+        settings.slack_bot_token,
+        base_url=base_url,
+        timeout=int(TIMEOUT_S),
+        retry_handlers=[],
+        logger=logs.silent(QUIET_SLACK_LOG),
     )
     try:
         auth = client.auth_test()
@@ -224,7 +226,11 @@ def check_slack(settings: Settings) -> Check:
     if settings.slack_app_token:
         # Socket Mode: the app-level token must be able to open a connection (the URL is not used).
         app_client = WebClient(
-            settings.slack_app_token, base_url=base_url, timeout=int(TIMEOUT_S), retry_handlers=[], logger=_quiet_slack_log
+            settings.slack_app_token,
+            base_url=base_url,
+            timeout=int(TIMEOUT_S),
+            retry_handlers=[],
+            logger=logs.silent(QUIET_SLACK_LOG),
         )
         try:
             app_client.apps_connections_open(app_token=settings.slack_app_token)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from citebot import logs
 from citebot.errors import CitebotError, PdfTooComplex, PdfTooSlow
 from citebot.pdf_text import PageText, PdfOverview, TextCaps, extract_pages, pdf_overview
 
@@ -76,6 +77,7 @@ class _Worker:
 def _serve(conn: Connection, memory_bytes: int) -> None:
     """A worker's loop: (function, args) in, (ok, value) out, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    logs.configure_parse_worker()
     if memory_bytes > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     while True:

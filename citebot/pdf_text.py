@@ -5,7 +5,6 @@ worker processes."""
 from __future__ import annotations
 
 import io
-import logging
 import re
 import unicodedata
 from dataclasses import dataclass, replace
@@ -15,8 +14,6 @@ from pypdf.errors import DependencyError, FileNotDecryptedError
 
 from citebot.errors import CorruptPdf, EmptyFile, EncryptedPdf, NotAPdf, PdfTooLarge, TooManyPages, TooMuchText
 from citebot.text_hygiene import clean_field, without_surrogates
-
-logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 # A page with an image and fewer characters than this is a scan, not text (the scanned test
 # file has a 6-character hidden OCR layer).

@@ -26,30 +26,17 @@ from hamilton.lifecycle import api as lifecycle
 
 from citebot.arxiv_ids import check_id_count
 from citebot.domain import Answer, ArxivOutcome, Document, IngestResult, Mode, Provenance, Scope
-from citebot.embeddings import build_embedder
+from citebot.embeddings import Embedder, build_embedder
 from citebot.errors import CitebotError, DocumentNotFound
 from citebot.failover import close_store, open_store
-from citebot.llm import build_chat_model
+from citebot.llm import ChatModel, build_chat_model
 from citebot.parse_workers import ParseBudget, ParsePool
-from citebot.reranker import build_reranker
-from citebot.settings import Settings, SettingsError
+from citebot.reranker import Reranker, build_reranker
+from citebot.settings import TOP_K_MAX, TOP_K_MIN, Settings, SettingsError
+from citebot.store import Store
 from dataflows import arxiv_source, pdf_ingestion, retrieval
 
 log = logging.getLogger(__name__)
-
-
-class _ExpectedErrorsFilter(logging.Filter):
-    """Hamilton logs every node exception with a traceback and a 'join our Slack' banner. A
-    CitebotError is bad input with a message for the user, not a failure: keep it out of logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "Need help with Hamilton" in record.getMessage():
-            return False
-        return not (record.exc_info and isinstance(record.exc_info[1], CitebotError))
-
-
-for _name in ("hamilton.driver", "hamilton.execution.graph_functions"):
-    logging.getLogger(_name).addFilter(_ExpectedErrorsFilter())
 
 
 class NodeTimer(lifecycle.NodeExecutionHook):
@@ -84,6 +71,84 @@ def build_drivers(timer: NodeTimer, answer_source: str, rerank: str = "on") -> d
     }
 
 
+# ---- the inputs each run is given (pure: tests validate them against the graphs) -------------
+def pdf_source_inputs(pdf: bytes, title_hint: str = "") -> dict[str, Any]:
+    """What the pdf flow starts from: the bytes (and a title the sharer gave, if any)."""
+    return {"pdf_bytes": pdf, "source_metadata": {"title": title_hint} if title_hint else {}}
+
+
+def arxiv_source_inputs(settings: Settings, requested: str) -> dict[str, Any]:
+    """What the arxiv flow starts from: the id as the user wrote it and where arXiv is."""
+    s = settings
+    return {
+        "arxiv_id_text": requested,
+        "arxiv_api_url": s.arxiv_api_url,
+        "arxiv_pdf_url": s.arxiv_pdf_url,
+        "arxiv_abs_url": s.arxiv_abs_url,
+        "download_timeout_s": s.download_timeout_s,
+    }
+
+
+def ingest_inputs(
+    settings: Settings,
+    source_inputs: dict[str, Any],
+    provenance: Provenance,
+    *,
+    embedder: Embedder,
+    store: Store,
+    parse_pool: ParsePool,
+) -> dict[str, Any]:
+    """An ingest run's inputs: the source's, plus the limits and the long-lived collaborators."""
+    s = settings
+    return {
+        **source_inputs,
+        "provenance": provenance,
+        "max_pdf_bytes": s.max_pdf_bytes,
+        "max_pages": s.max_pages,
+        "max_page_chars": s.max_page_chars,
+        "max_chunks": s.max_chunks,
+        "chunk_chars": s.chunk_chars,
+        "chunk_overlap_chars": s.chunk_overlap_chars,
+        "embedder": embedder,
+        "store": store,
+        "parse_pool": parse_pool,
+        "parse_budget": ParseBudget(s.parse_budget_s),
+    }
+
+
+def ask_inputs(
+    settings: Settings,
+    question: str,
+    scope: Scope,
+    *,
+    store: Store,
+    embedder: Embedder,
+    chat_model: ChatModel | None,
+    top_k: int | None = None,
+    alpha: float | None = None,
+    history: Sequence[tuple[str, str]] = (),
+    on_partial: Callable[[str], None] | None = None,
+    reranker: Reranker | None = None,
+) -> dict[str, Any]:
+    """A question's inputs for the answer and summary flows (top_k and alpha kept in range)."""
+    s = settings
+    return {
+        "question": question,
+        "history": list(history),
+        "scope": scope,
+        "store": store,
+        "embedder": embedder,
+        "chat_model": chat_model,
+        "top_k": max(TOP_K_MIN, min(top_k or s.top_k, TOP_K_MAX)),
+        "alpha": s.alpha if alpha is None else max(0.0, min(alpha, 1.0)),
+        "min_relevance": s.min_relevance,
+        "rerank_candidates": s.rerank_candidates,
+        "decline_below": s.decline_below,
+        "reranker": reranker,
+        "on_partial": on_partial,
+    }
+
+
 class Citebot:
     def __init__(self, settings: Settings) -> None:
         if settings.rerank not in ("on", "off"):
@@ -110,8 +175,7 @@ class Citebot:
     # ---- ingestion -------------------------------------------------------------------------
     def ingest_pdf(self, pdf: bytes, provenance: Provenance, title_hint: str = "") -> IngestResult:
         """Index PDF bytes in ``provenance.scope``. Raises a CitebotError subclass on bad input."""
-        metadata = {"title": title_hint} if title_hint else {}
-        return self._ingest("pdf", {"pdf_bytes": pdf, "source_metadata": metadata}, provenance)
+        return self._ingest("pdf", pdf_source_inputs(pdf, title_hint), provenance)
 
     def ingest_arxiv(self, ids: Sequence[str], provenance: Provenance) -> list[ArxivOutcome]:
         """Fetch and index arXiv papers; one outcome per requested id, errors per id (more than
@@ -139,43 +203,21 @@ class Citebot:
             link=provenance.link,
             filename=f"{requested.strip()}.pdf",
         )
-        inputs = self._arxiv_inputs(requested)
+        inputs = arxiv_source_inputs(self.settings, requested)
         arxiv_id = self.drivers["arxiv"].execute(["arxiv_id"], inputs=inputs)["arxiv_id"]
         existing = self.store.find_by_arxiv_id(arxiv_source.without_version(arxiv_id))
         if existing:
             return self._already_present(existing, provenance.scope, started)
         return self._ingest("arxiv", inputs, arxiv_provenance, overrides={"arxiv_id": arxiv_id})
 
-    def _arxiv_inputs(self, requested: str) -> dict[str, Any]:
-        s = self.settings
-        return {
-            "arxiv_id_text": requested,
-            "arxiv_api_url": s.arxiv_api_url,
-            "arxiv_pdf_url": s.arxiv_pdf_url,
-            "arxiv_abs_url": s.arxiv_abs_url,
-            "download_timeout_s": s.download_timeout_s,
-        }
-
     def _ingest(
         self, flow: str, inputs: dict[str, Any], provenance: Provenance, overrides: dict[str, Any] | None = None
     ) -> IngestResult:
         started = time.perf_counter()
-        s = self.settings
         dr = self.drivers[flow]
-        inputs = {
-            **inputs,
-            "provenance": provenance,
-            "max_pdf_bytes": s.max_pdf_bytes,
-            "max_pages": s.max_pages,
-            "max_page_chars": s.max_page_chars,
-            "max_chunks": s.max_chunks,
-            "chunk_chars": s.chunk_chars,
-            "chunk_overlap_chars": s.chunk_overlap_chars,
-            "embedder": self.embedder,
-            "store": self.store,
-            "parse_pool": self._parse_pool(),
-            "parse_budget": ParseBudget(s.parse_budget_s),
-        }
+        inputs = ingest_inputs(
+            self.settings, inputs, provenance, embedder=self.embedder, store=self.store, parse_pool=self._parse_pool()
+        )
         self.timer.reset()
         # Phase 1 (cheap): the document's identity. Known bytes are not parsed or embedded again.
         known = dr.execute(["checked_pdf", "document_id", "source_metadata"], inputs=inputs, overrides=overrides or {})
@@ -234,22 +276,19 @@ class Citebot:
         on_partial: Callable[[str], None] | None = None,
     ) -> Answer:
         """Answer from the documents visible in ``scope``."""
-        s = self.settings
-        inputs = {
-            "question": question,
-            "history": list(history),
-            "scope": scope,
-            "store": self.store,
-            "embedder": self.embedder,
-            "chat_model": self.chat_model,
-            "top_k": max(1, min(top_k or s.top_k, 20)),
-            "alpha": s.alpha if alpha is None else max(0.0, min(alpha, 1.0)),
-            "min_relevance": s.min_relevance,
-            "rerank_candidates": s.rerank_candidates,
-            "decline_below": s.decline_below,
-            "reranker": self.reranker,
-            "on_partial": on_partial,
-        }
+        inputs = ask_inputs(
+            self.settings,
+            question,
+            scope,
+            store=self.store,
+            embedder=self.embedder,
+            chat_model=self.chat_model,
+            top_k=top_k,
+            alpha=alpha,
+            history=history,
+            on_partial=on_partial,
+            reranker=self.reranker,
+        )
         answer: Answer = self.drivers[mode].execute(["answer"], inputs=inputs)["answer"]
         answer.mode = mode
         return answer

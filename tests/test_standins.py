@@ -204,6 +204,12 @@ def test_delay_fault_provokes_client_timeout(oai: OpenAIStandin) -> None:
     with pytest.raises(openai.APITimeoutError):
         impatient.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert time.monotonic() - started < 1.0
+    # the stand-in still answers the abandoned request a second later: let it, so that it is not
+    # counted as the next test's chat call
+    deadline = time.monotonic() + 5
+    while oai.chat_calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert oai.chat_calls == 1
 
 
 async def test_async_client(oai: OpenAIStandin) -> None:

@@ -33,9 +33,14 @@ def _everything_shown(slack: SlackStandIn, channel: str) -> str:
 
 
 def _ask(driver: Driver, channel: str, text: str = QUESTION) -> tuple[dict[str, Any], dict[str, str]]:
+    earlier = {m["ts"] for m in driver.slack.channel_messages(channel)}  # other tests ask in this channel too
     payload = driver.command("/ask", text, channel)
     asked = driver.slack.wait_for(
-        lambda: [m for m in driver.slack.channel_messages(channel) if m.get("bot_id") and text.split()[-1] in m["text"]]
+        lambda: [
+            m
+            for m in driver.slack.channel_messages(channel)
+            if m.get("bot_id") and m["ts"] not in earlier and text.split()[-1] in m["text"]
+        ]
     )
     return driver.final_reply(channel, asked[-1]["ts"]), payload
 

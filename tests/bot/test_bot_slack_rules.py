@@ -338,12 +338,12 @@ def test_resharing_after_forget_indexes_again(driver: Driver, slack: SlackStandI
     slack.wait_for(lambda: [t for t in thread_texts(slack, channel, message["ts"]) if "pages" in t])
     forget = driver.command("/forget", "quokka", channel)
     slack.wait_for(lambda: driver.responses_for(forget["response_url"]))
+    assert citebot.documents(Scope(slack.state.team_id, channel)) == []
     file = message["files"][0]
     again = slack.user_message(channel, USER, "once more", files=[file])
     payload["event"] |= {"ts": again["ts"], "event_ts": again["ts"], "text": again["text"]}
     payload["event_id"] = payload["event_id"] + "2"
     driver.deliver(payload)
-    assert citebot.documents(Scope(slack.state.team_id, channel)) == []
     text = slack.wait_for(lambda: thread_texts(slack, channel, again["ts"]))[0]
     assert text.startswith(":white_check_mark:") and "Quokka" in text
     slack.wait_for(lambda: "white_check_mark" in slack.reactions_on(channel, again["ts"]))

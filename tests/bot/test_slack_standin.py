@@ -23,16 +23,19 @@ def standin() -> SlackStandIn:
 
 
 def test_web_api_shapes_and_errors(standin: SlackStandIn) -> None:
+    # a channel of its own: C1's ~1/s posting budget is what other tests here use up
+    standin.add_channel("CSHAPES")
+
     async def scenario() -> None:
         client = AsyncWebClient(token=standin.bot_token, base_url=standin.api_url)
         auth = await client.auth_test()
         assert auth["user_id"] == standin.state.bot_user_id and auth["bot_id"] == standin.state.bot_id
-        posted = await client.chat_postMessage(channel="C1", text="hi")
-        assert posted["channel"] == "C1" and posted["message"]["text"] == "hi"
+        posted = await client.chat_postMessage(channel="CSHAPES", text="hi")
+        assert posted["channel"] == "CSHAPES" and posted["message"]["text"] == "hi"
         for call, error in (
             (client.chat_postMessage(channel="C2", text="x"), "not_in_channel"),
             (client.chat_postMessage(channel="C404", text="x"), "channel_not_found"),
-            (client.chat_postMessage(channel="C1", blocks=[{"type": "section"}] * 51), "invalid_blocks"),
+            (client.chat_postMessage(channel="CSHAPES", blocks=[{"type": "section"}] * 51), "invalid_blocks"),
             (AsyncWebClient(token="xoxb-bad", base_url=standin.api_url).auth_test(), "invalid_auth"),
             (client.files_info(file="F404"), "file_not_found"),
         ):

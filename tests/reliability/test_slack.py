@@ -600,8 +600,8 @@ def test_citebot_serve_honours_CITEBOT_LOG_LEVEL(slack: SlackStandIn, settings: 
     output = log_file.read_text(errors="replace")
     figures.record("secrets", citebot_serve_logs_running_line="citebot is running" in output)
     assert "citebot is running" in output, (
-        "`citebot serve` ignores CITEBOT_LOG_LEVEL: bot/cli.py main() calls logging.basicConfig(WARNING) "
-        "first, so bot/runner.py serve()'s basicConfig(level=settings.log_level) is a no-op. Output was:\n" + output
+        "`citebot serve` ignores CITEBOT_LOG_LEVEL: bot/cli.py main() configures WARNING first, so "
+        "bot/runner.py serve() must configure settings.log_level again (citebot.logs.configure). Output was:\n" + output
     )
 
 
