@@ -35,7 +35,13 @@ def hostile_http(bot_settings: Settings, slack: SlackStandIn) -> Iterator[Driver
 
 
 def _reply(slack: SlackStandIn, channel: str, ts: str, timeout: float) -> str:
-    return slack.wait_for(lambda: thread_texts(slack, channel, ts), timeout=timeout)[0]
+    """The share's result: the thread's reply once it is no longer a queue note ("Queued …",
+    "Indexing … now"), which the bot edits into the result."""
+
+    def result() -> list[str]:
+        return [t for t in thread_texts(slack, channel, ts) if t.startswith((":white_check_mark:", ":x:"))]
+
+    return slack.wait_for(result, timeout=timeout)[0]
 
 
 def test_hostile_shares_do_not_hold_up_a_normal_pdf(hostile_http: Driver, slack: SlackStandIn) -> None:
