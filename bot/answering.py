@@ -20,6 +20,7 @@ from bot import messages
 from bot.deps import Deps, log
 from bot.incoming import Incoming, plain_text
 from bot.pacing import PartialBudget
+from bot.streaming import NativeStream
 from citebot.domain import Mode, Scope
 from citebot.errors import CitebotError
 from citebot.settings import TOP_K_MAX, TOP_K_MIN
@@ -167,14 +168,67 @@ async def answer_in_thread(
     thread_ts: str,
     options: AskOptions,
     history: list[tuple[str, str]] | None = None,
+    user: str = "",
 ) -> None:
-    """Post "Thinking…" in the thread, stream the answer into it, finish with blocks and 👍/👎 (and
-    the sources that did not fit in a follow-up). Failures replace the placeholder with the
-    specific (or a generic) error message."""
-    placeholder = await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=messages.THINKING)
-    ts = placeholder["ts"]
+    """Stream the answer into the thread with Slack's native streaming (a task timeline, then the
+    text, then Sources and feedback buttons); where Slack refuses to stream, post "Thinking…" and
+    edit it with ``chat.update`` instead. Failures end the stream (or replace the placeholder) with
+    the specific (or a generic) error message. ``user``: who asked (the stream's recipient)."""
     deps.answered_threads.add((channel, thread_ts))
     deps.unrelated_threads.discard((channel, thread_ts))
+    stream = await NativeStream.open(
+        deps.partial_client,
+        channel=channel,
+        thread_ts=thread_ts,
+        user=user,
+        team=scope.workspace,
+        offline=deps.citebot.chat_model is None,
+    )
+    if stream is None:
+        await _answer_with_updates(
+            deps, client, scope=scope, channel=channel, thread_ts=thread_ts, options=options, history=history
+        )
+        return
+    try:
+        answer = await asyncio.to_thread(
+            deps.citebot.ask,
+            options.question,
+            scope,
+            top_k=options.top_k,
+            alpha=options.alpha,
+            mode=options.mode,
+            history=tuple(history or ()),
+            on_partial=stream.partial,
+            on_progress=stream.progress,
+        )
+    except CitebotError as error:
+        await stream.fail(messages.error_text(str(error)))
+        return
+    except Exception:
+        log.exception("answering %r in %s failed", options.question, scope.key)
+        await stream.fail(messages.GENERIC_ERROR)
+        return
+    key = f"{channel}:{stream.ts}"
+    tail, more = messages.stream_tail(answer, answer_key=key)
+    if not await stream.finish(answer.text, tail):
+        more = await _show_final(client, channel, stream.ts, answer, key)
+    await _post_more(deps, client, channel, thread_ts, more)
+
+
+async def _answer_with_updates(
+    deps: Deps,
+    client: AsyncWebClient,
+    *,
+    scope: Scope,
+    channel: str,
+    thread_ts: str,
+    options: AskOptions,
+    history: list[tuple[str, str]] | None = None,
+) -> None:
+    """Post "Thinking…" in the thread, stream the answer into it with throttled ``chat.update``,
+    finish with blocks and 👍/👎 (and the sources that did not fit in a follow-up)."""
+    placeholder = await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=messages.THINKING)
+    ts = placeholder["ts"]
     updater = ThrottledUpdater(
         deps.partial_client, channel, ts, deps.stream_interval_s, budget=deps.partials, workspace=scope.workspace
     )
@@ -202,7 +256,16 @@ async def answer_in_thread(
         await client.chat_update(channel=channel, ts=ts, text=messages.GENERIC_ERROR, blocks=[])
         return
     await updater.close()
-    blocks, more = messages.answer_layout(answer, answer_key=f"{channel}:{ts}")
+    more = await _show_final(client, channel, ts, answer, f"{channel}:{ts}")
+    await _post_more(deps, client, channel, thread_ts, more)
+
+
+async def _show_final(
+    client: AsyncWebClient, channel: str, ts: str, answer: Any, answer_key: str
+) -> list[list[messages.Block]]:
+    """Replace message ``ts`` with the whole answer (as text if Slack refuses its blocks); returns
+    the follow-up messages holding sources that did not fit."""
+    blocks, more = messages.answer_layout(answer, answer_key=answer_key)
     fallback = messages.answer_fallback(answer)
     try:
         await client.chat_update(channel=channel, ts=ts, text=fallback, blocks=blocks)
@@ -211,7 +274,13 @@ async def answer_in_thread(
             raise
         log.warning("Slack refused the answer's blocks (%s); sending it as text", error.response.get("error"))
         await client.chat_update(channel=channel, ts=ts, text=fallback, blocks=[])
-        return
+        return []
+    return more
+
+
+async def _post_more(
+    deps: Deps, client: AsyncWebClient, channel: str, thread_ts: str, more: list[list[messages.Block]]
+) -> None:
     for extra in more:
         await deps.pacer.wait(channel)
         await client.chat_postMessage(
@@ -292,6 +361,7 @@ async def answer_message(deps: Deps, client: AsyncWebClient, message: Incoming, 
         thread_ts=message.reply_thread,
         options=AskOptions(question=message.text),
         history=history,
+        user=message.user,
     )
 
 

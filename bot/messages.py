@@ -30,7 +30,29 @@ DOCS_PER_PAGE = 20
 ANSWER_BLOCK = "citebot-answer"  # block_id prefix marking a message as a citebot answer
 QUESTION_BLOCK = "citebot-question"
 FEEDBACK_UP, FEEDBACK_DOWN, DOCS_PAGE = "citebot_feedback_up", "citebot_feedback_down", "citebot_docs_page"
+FEEDBACK = "citebot_feedback"  # the feedback_buttons element (👍/👎 in one context_actions block)
+FEEDBACK_BLOCK = ANSWER_BLOCK + "-feedback"  # also marks a streamed message as an answer
 THINKING = "Thinking…"
+FEEDBACK_THANKS = {True: "Thanks for the feedback! :+1:", False: "Thanks, noted. I'll use it to get better."}
+
+# The task timeline shown while an answer streams (task_update chunks).
+TASK_SEARCH, TASK_RERANK, TASK_WRITE = "search", "rerank", "write"
+
+
+def task_search_title(documents: int | None, channel_name: str) -> str:
+    where = f" in {channel_name}" if channel_name else ""
+    if documents is None:
+        return f"Searching the documents{where}"
+    return f"Searching {documents} document{'s' if documents != 1 else ''}{where}"
+
+
+def task_rerank_title(passages: int) -> str:
+    return f"Reranked to {passages} passage{'s' if passages != 1 else ''}"
+
+
+def task_write_title(*, offline: bool) -> str:
+    return "Picking the supporting sentences" if offline else "Writing the answer"
+
 
 ASK_USAGE = (
     "*Usage:* `/ask [--top-k N] [--alpha X] [--summary] your question`\n"
@@ -176,37 +198,47 @@ def _citation_block(c: Citation) -> Block:
     return section(body)
 
 
-def feedback_value(answer_key: str, question: str) -> str:
-    """The button value: the answer's key and the question, within Slack's 2000 characters once
-    JSON-escaped (quotes, backslashes and control characters grow)."""
+def feedback_value(answer_key: str, question: str, helpful: bool | None = None) -> str:
+    """The button value: the answer's key, the question (and, for feedback_buttons, which one was
+    pressed), within Slack's 2000 characters once JSON-escaped (quotes, backslashes and control
+    characters grow)."""
     question = truncate(question, 1200)
+    extra = {} if helpful is None else {"h": int(helpful)}
     while True:
-        value = json.dumps({"k": answer_key, "q": question}, ensure_ascii=False)
+        value = json.dumps({"k": answer_key, "q": question} | extra, ensure_ascii=False)
         if len(value) <= MAX_BUTTON_VALUE:
             return value
         question = truncate(question, max(0, len(question) - (len(value) - MAX_BUTTON_VALUE) - 1))
 
 
 def feedback_block(answer_key: str, question: str) -> Block:
-    value = feedback_value(answer_key, question)
+    """Slack's feedback_buttons (👍/👎) in a context_actions block under the answer."""
     return {
-        "type": "actions",
-        "block_id": "citebot-feedback",
+        "type": "context_actions",
+        "block_id": FEEDBACK_BLOCK,
         "elements": [
             {
-                "type": "button",
-                "action_id": FEEDBACK_UP,
-                "text": {"type": "plain_text", "text": "👍 Helpful"},
-                "value": value,
-            },
-            {
-                "type": "button",
-                "action_id": FEEDBACK_DOWN,
-                "text": {"type": "plain_text", "text": "👎 Not helpful"},
-                "value": value,
-            },
+                "type": "feedback_buttons",
+                "action_id": FEEDBACK,
+                "positive_button": {
+                    "text": {"type": "plain_text", "text": "Helpful"},
+                    "accessibility_label": "This answer was helpful",
+                    "value": feedback_value(answer_key, question, True),
+                },
+                "negative_button": {
+                    "text": {"type": "plain_text", "text": "Not helpful"},
+                    "accessibility_label": "This answer was not helpful",
+                    "value": feedback_value(answer_key, question, False),
+                },
+            }
         ],
     }
+
+
+def feedback_of(block: Block) -> dict[str, Any]:
+    """The stored value (key ``k``, question ``q``) of an answer's feedback block."""
+    element = block["elements"][0]
+    return json.loads(element["positive_button"]["value"] if "positive_button" in element else element["value"])
 
 
 def block_text(blocks: list[Block]) -> int:
@@ -263,6 +295,23 @@ def answer_layout(answer: Answer, answer_key: str) -> tuple[list[Block], list[li
         first.append(context(f"_{moved} more sources in the next message._"))
     rest = [[section("*More sources*")] + page for page in pages[1:]]
     return first + tail, rest
+
+
+def stream_tail(answer: Answer, answer_key: str) -> tuple[list[Block], list[list[Block]]]:
+    """What ``chat.stopStream`` attaches under a streamed answer (Sources and the feedback
+    buttons; the text itself was streamed), and the follow-ups with sources that did not fit."""
+    first, more = answer_layout(answer, answer_key)
+    text_part = re.compile(re.escape(ANSWER_BLOCK) + r"-\d+$")
+    return [b for b in first if not text_part.match(str(b.get("block_id", "")))], more
+
+
+def safe_markdown(text: str) -> str:
+    """Model markdown made inert for a streamed message: Slack tokens written out, broadcasts
+    broken, links shown with their target (``label (url)``)."""
+    text = _SLACK_TOKEN.sub(lambda m: _plain_token(m.group(1)), text)
+    text = _MD_LINK.sub(lambda m: shown_link(m.group(2), m.group(1)), text)
+    text = text.replace("<!", "<\u200b!").replace("<@", "<\u200b@").replace("<#", "<\u200b#")
+    return _LOOSE_BROADCAST.sub(lambda m: "@\u200b" + m.group(1), text)
 
 
 def answer_blocks(answer: Answer, answer_key: str) -> list[Block]:

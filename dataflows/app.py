@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 
 class NodeTimer(lifecycle.NodeExecutionHook):
-    """Seconds spent in each node of the current thread's last run (for progress and benchmarks)."""
+    """Seconds spent in each node of the current thread's last run (for progress and benchmarks);
+    ``watch(callback)`` also reports each finished node's (name, result) to the current thread's run."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -55,8 +56,18 @@ class NodeTimer(lifecycle.NodeExecutionHook):
     def run_before_node_execution(self, *, node_name: str, **_: Any) -> None:
         self._local.started = time.perf_counter()
 
-    def run_after_node_execution(self, *, node_name: str, **_: Any) -> None:
+    def watch(self, callback: Callable[[str, Any], None] | None) -> None:
+        """Report (node name, result) of every node this thread runs from now on (None: stop)."""
+        self._local.on_node = callback
+
+    def run_after_node_execution(self, *, node_name: str, result: Any = None, success: bool = True, **_: Any) -> None:
         self.timings[node_name] = time.perf_counter() - self._local.started
+        callback = getattr(self._local, "on_node", None)
+        if callback is not None and success:
+            try:
+                callback(node_name, result)
+            except Exception:  # a progress display must never break an answer
+                log.exception("progress callback failed on %s", node_name)
 
 
 def build_drivers(timer: NodeTimer, answer_source: str, rerank: str = "on") -> dict[str, driver.Driver]:
@@ -274,8 +285,10 @@ class Citebot:
         mode: Mode = "answer",
         history: Sequence[tuple[str, str]] = (),
         on_partial: Callable[[str], None] | None = None,
+        on_progress: Callable[[str, Any], None] | None = None,
     ) -> Answer:
-        """Answer from the documents visible in ``scope``."""
+        """Answer from the documents visible in ``scope``. ``on_progress(node, result)`` is called
+        after each step of the dataflow (e.g. ``visible_document_ids``, ``relevant_passages``)."""
         inputs = ask_inputs(
             self.settings,
             question,
@@ -289,7 +302,11 @@ class Citebot:
             on_partial=on_partial,
             reranker=self.reranker,
         )
-        answer: Answer = self.drivers[mode].execute(["answer"], inputs=inputs)["answer"]
+        self.timer.watch(on_progress)
+        try:
+            answer: Answer = self.drivers[mode].execute(["answer"], inputs=inputs)["answer"]
+        finally:
+            self.timer.watch(None)
         answer.mode = mode
         return answer
 

@@ -25,5 +25,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
         ts = await post_or_explain(command, text=text, blocks=blocks)
         if ts is not None:
             await answer_in_thread(
-                deps, command.client, scope=command.scope, channel=command.channel, thread_ts=ts, options=options
+                deps,
+                command.client,
+                scope=command.scope,
+                channel=command.channel,
+                thread_ts=ts,
+                options=options,
+                user=command.user,
             )

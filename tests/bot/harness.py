@@ -101,8 +101,14 @@ class Driver:
 
         def done() -> dict[str, Any] | None:
             replies = [m for m in self.slack.thread(channel, thread_ts) if m.get("bot_id")]
-            if replies and "Thinking" not in replies[-1]["text"] and "▍" not in replies[-1]["text"]:
-                return replies[-1]
+            last = replies[-1] if replies else None
+            if (
+                last
+                and "Thinking" not in last["text"]
+                and "▍" not in last["text"]
+                and last.get("stream_state") != "streaming"
+            ):
+                return last
             return None
 
         return self.slack.wait_for(done, timeout=timeout)

@@ -52,8 +52,8 @@ def test_ask_answers_in_thread_with_page_citations(driver: Driver, slack: SlackS
     blocks = answer["blocks"]
     shown = json.dumps(blocks, ensure_ascii=False)
     assert "*Sources*" in shown and "Attention Is All You Need" in shown and re.search(r"— pp?\. \d", shown)
-    assert blocks[0]["block_id"].startswith(messages.ANSWER_BLOCK)
-    assert blocks[-1]["type"] == "actions"  # 👍/👎
+    assert messages.is_answer_message(answer)
+    assert blocks[-1]["type"] == "context_actions"  # 👍/👎 (feedback_buttons)
     assert "[1]" in answer["text"]
 
 
@@ -134,9 +134,10 @@ def test_replayed_command_answers_once(socket: Driver, slack: SlackStandIn, chan
 
 def test_feedback_buttons_record_a_vote(driver: Driver, slack: SlackStandIn, citebot: Citebot, channel_a: str) -> None:
     answer, _ = _ask(driver, channel_a, "What is the dimensionality of the model?")
-    button = answer["blocks"][-1]["elements"][1]  # 👎
+    buttons = answer["blocks"][-1]["elements"][0]
+    action = {"type": "feedback_buttons", "action_id": buttons["action_id"], "value": buttons["negative_button"]["value"]}
     click = slack.block_action(
-        channel=channel_a, message_ts=answer["ts"], user=USER, action=dict(button, block_id="citebot-feedback")
+        channel=channel_a, message_ts=answer["ts"], user=USER, action=dict(action, block_id=messages.FEEDBACK_BLOCK)
     )
     driver.click(click)
     response = slack.wait_for(lambda: driver.responses_for(click["response_url"]))[0]

@@ -69,7 +69,7 @@ def test_long_answers_are_split_and_overflow_sources_move_to_follow_ups() -> Non
     answer_parts = [b for b in blocks if b.get("block_id", "").startswith(messages.ANSWER_BLOCK)]
     assert len(answer_parts) >= 2
     assert any("more sources in the next message" in str(b) for b in blocks)
-    assert blocks[-1]["block_id"] == "citebot-feedback"
+    assert blocks[-1]["block_id"] == messages.FEEDBACK_BLOCK and blocks[-1]["type"] == "context_actions"
     shown = str(blocks) + str(more)
     assert all(f"*[{n}]*" in shown for n in range(1, 80))  # every source is shown somewhere
 
@@ -89,7 +89,9 @@ def test_twenty_sources_fit_slacks_total_block_text() -> None:
 def test_feedback_value_fits_2000_characters_after_json_escaping() -> None:
     question = '"\\' * 700  # every character doubles when JSON-escaped
     block = messages.feedback_block("C1:1.2", question)
-    assert blocks_error([block]) is None and len(block["elements"][0]["value"]) <= 2000
+    buttons = block["elements"][0]["positive_button"], block["elements"][0]["negative_button"]
+    assert blocks_error([block]) is None and all(len(b["value"]) <= 2000 for b in buttons)
+    assert messages.feedback_of(block)["q"].startswith('"\\"\\')
 
 
 def test_hostile_document_text_cannot_ping_or_link() -> None:

@@ -36,8 +36,8 @@ QUESTION = "What optimizer was used to train the Transformer?"
 
 
 def _feedback_question(message: dict[str, Any]) -> str:
-    actions = [b for b in message.get("blocks") or [] if b.get("type") == "actions"]
-    return json.loads(actions[-1]["elements"][0]["value"])["q"]
+    feedback = [b for b in message.get("blocks") or [] if b.get("block_id") == messages.FEEDBACK_BLOCK]
+    return messages.feedback_of(feedback[-1])["q"]
 
 
 # --- 1. canvas mentions -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""With a chat model (the stand-in OpenAI): the answer streams into the placeholder, then becomes
-Block Kit that respects Slack's limits and cannot ping anyone."""
+"""With a chat model (the stand-in OpenAI): the answer streams (natively, or into a placeholder where
+Slack refuses to stream), then ends with Block Kit that respects Slack's limits and cannot ping anyone."""
 
 from __future__ import annotations
 
@@ -33,12 +33,14 @@ def llm_bot(bot_settings: Settings, slack: SlackStandIn) -> Iterator[tuple[BotTh
             collection_prefix="BotTestLLM",
         )
         citebot = Citebot(settings)
+        slack.limit("chat.startStream", 1000)  # every answer here streams, whatever ran before
         bot = BotThread(BotServer(settings, citebot, host="127.0.0.1", port=0)).start()
         try:
             yield bot, openai
         finally:
             bot.stop()
             citebot.close()
+            slack.limit("chat.startStream", 20)
 
 
 def test_answer_streams_then_renders_safely_within_limits(
@@ -58,21 +60,30 @@ def test_answer_streams_then_renders_safely_within_limits(
         "## Training\nThey trained with **Adam** [1], see [the paper](https://arxiv.org/abs/1706.03762). "
         "<!channel> @here <@U0VICTIM> ping!\n- warmup 4000 steps [1]\n\n" + long_tail
     )
-    driver.command("/ask", "What optimizer was used to train the Transformer?", channel)
-    post = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if "asked:" in m["text"]])[0]
-    answer = driver.final_reply(channel, post["ts"])
+    chat_model = bot.server.deps.citebot.chat_model
+    pace, chat_model.partial_every_s = chat_model.partial_every_s, 0.0  # a partial for every token
+    try:
+        driver.command("/ask", "What optimizer was used to train the Transformer?", channel)
+        post = slack.wait_for(lambda: [m for m in slack.channel_messages(channel) if "asked:" in m["text"]])[0]
+        answer = driver.final_reply(channel, post["ts"])
+    finally:
+        chat_model.partial_every_s = pace
     chat = [r for r in openai.requests if r.path.endswith("/chat/completions")][-1]
     assert chat.body["stream"] is True  # on_partial was passed, so the model streams
-    placeholder_updates = [c for c in slack.calls("chat.update") if c.args.get("ts") == answer["ts"]]
-    assert placeholder_updates and all(c.response["ok"] for c in placeholder_updates)
+    appends = [c for c in slack.calls("chat.appendStream") if c.args.get("ts") == answer["ts"]]
+    texts = [ch["text"] for c in appends for ch in c.args.get("chunks") or [] if ch["type"] == "markdown_text"]
+    assert texts and all(c.response["ok"] for c in appends)  # text arrived before the stream stopped
+    assert len(appends) <= 6  # buffered: ~500 partials (~3.7k characters) in a few calls
+    assert answer["tasks"]["write"] == {"title": "Writing the answer", "status": "complete"}
+    text = answer["text"]
+    assert "## Training" in text and "**Adam**" in text
+    assert "the paper (https://arxiv.org/abs/1706.03762)" in text  # a link shows its target
+    assert "<!channel>" not in text and "<@U0VICTIM>" not in text and "@here" not in text
+    assert "- warmup 4000 steps [1]" in text and text.rstrip().endswith("stacks [1].")
     blocks = answer["blocks"]
     assert blocks_error(blocks) is None and len(blocks) <= 50
     shown = json.dumps(blocks, ensure_ascii=False)
-    assert "*Training*" in shown and "*Adam*" in shown
-    assert "the paper (https://arxiv.org/abs/1706.03762)" in shown  # a link shows its target
-    assert "<!channel>" not in shown and "<@U0VICTIM>" not in shown and "@here" not in shown
-    assert "• warmup" in shown and "*Sources*" in shown
-    assert sum(1 for b in blocks if b.get("block_id", "").startswith("citebot-answer")) >= 2  # split, not cut
+    assert "*Sources*" in shown and "<!channel>" not in shown and blocks[-1]["type"] == "context_actions"
 
 
 def test_follow_up_passes_thread_history_to_the_model(llm_bot: tuple[BotThread, OpenAIStandin], slack: SlackStandIn) -> None:

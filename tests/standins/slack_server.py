@@ -76,10 +76,15 @@ METHOD_TIERS = {
     "files.info": 4,
     "reactions.add": 3,
     "reactions.remove": 2,
+    "chat.startStream": 2,
+    "chat.appendStream": 4,
+    "chat.stopStream": 2,
 }
 POST_PER_CHANNEL_PER_S, POST_CHANNEL_BURST = 1.0, 10  # chat.postMessage: ~1/s per channel, short bursts
 POST_PER_WORKSPACE_PER_MIN = 300  # "several hundred per minute"
 MAX_BLOCK_TEXT = 12_000  # total block text above which Slack answers msg_blocks_too_long (~12-13k)
+MAX_MARKDOWN_TEXT = 12_000  # chat.*Stream: markdown_text per call
+TASK_STATUSES = ("pending", "in_progress", "complete", "error")
 
 # Scopes a method needs; per conversation kind for the conversation methods.
 METHOD_SCOPES: dict[str, str | dict[str, str]] = {
@@ -87,6 +92,9 @@ METHOD_SCOPES: dict[str, str | dict[str, str]] = {
     "chat.update": "chat:write",
     "chat.delete": "chat:write",
     "chat.postEphemeral": "chat:write",
+    "chat.startStream": "chat:write",
+    "chat.appendStream": "chat:write",
+    "chat.stopStream": "chat:write",
     "files.info": "files:read",
     "reactions.add": "reactions:write",
     "reactions.remove": "reactions:write",
@@ -237,6 +245,13 @@ def blocks_error(blocks: Any, max_text: int = MAX_BLOCK_TEXT) -> str | None:
             for element in block.get("elements", []):
                 if len(str(element.get("value", ""))) > 2000:
                     return "invalid_blocks"
+        if block["type"] == "context_actions":  # feedback_buttons: value ≤ 2000, text ≤ 75 characters
+            for element in block.get("elements", []):
+                for button in (element.get("positive_button"), element.get("negative_button")):
+                    if button is not None and (
+                        len(str(button.get("value", ""))) > 2000 or len((button.get("text") or {}).get("text", "")) > 75
+                    ):
+                        return "invalid_blocks"
     if sum(_block_text(b) for b in blocks) > max_text:
         return "msg_blocks_too_long"
     return None
@@ -261,6 +276,9 @@ class SlackStandIn:
         self.state = SlackState(team_id=team_id, bot_user_id=bot_user_id, bot_id=bot_id)
         self.scopes = manifest_scopes() if scopes is None else scopes
         self.max_block_text = MAX_BLOCK_TEXT  # lower it to make Slack refuse what the bot thinks fits
+        # Set to an error (e.g. "not_allowed_token_type") to make chat.startStream refuse, as for
+        # a workspace or app where streaming is not available.
+        self.streaming_refused: str | None = None
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self._limits: dict[str, tuple[float, float]] = {}  # method -> (per_minute, burst) overrides
         self.faults = FaultQueue()
@@ -664,9 +682,134 @@ class SlackStandIn:
             if "blocks" in args:
                 message["blocks"] = blocks or []
             message["updates"] += 1
+            if message.get("stream_state") == "streaming":
+                message["stream_state"] = "complete"  # an edit ends the stream
             message["edited"] = {"user": self.state.bot_user_id, "ts": self.next_ts()}
             shown = {k: v for k, v in message.items() if k != "updates"}
             return {"ok": True, "channel": channel, "ts": ts, "text": message["text"], "message": shown}
+
+    # --- native streaming (chat.startStream / appendStream / stopStream) ------------------------
+    def _stream_chunks(self, message: dict[str, Any], args: dict[str, Any]) -> str | None:
+        """Apply ``markdown_text`` and ``chunks`` to a streaming message (None) or say what is wrong."""
+        chunks = args.get("chunks")
+        if isinstance(chunks, str):
+            try:
+                chunks = json.loads(chunks)
+            except ValueError:
+                return "invalid_chunks"
+        if chunks is not None and not isinstance(chunks, list):
+            return "invalid_chunks"
+        text = args.get("markdown_text")
+        if text is not None and len(text) > MAX_MARKDOWN_TEXT:
+            return "msg_too_long"
+        pieces: list[str] = [text] if text else []
+        tasks: list[dict[str, Any]] = []
+        for chunk in chunks or []:
+            kind = chunk.get("type") if isinstance(chunk, dict) else None
+            if kind == "markdown_text" and isinstance(chunk.get("text"), str):
+                if len(chunk["text"]) > MAX_MARKDOWN_TEXT:
+                    return "msg_too_long"
+                pieces.append(chunk["text"])
+            elif kind == "task_update":
+                if not chunk.get("id") or not chunk.get("title") or chunk.get("status") not in TASK_STATUSES:
+                    return "invalid_chunks"
+                tasks.append(chunk)
+            elif kind == "plan_update" and chunk.get("title"):
+                message["plan_title"] = chunk["title"]
+            elif kind == "blocks":
+                if error := blocks_error(chunk.get("blocks"), self.max_block_text):
+                    return error
+            else:
+                return "invalid_chunks"
+        message["text"] += "".join(pieces)
+        for task in tasks:  # a task_update with a known id updates that task card in place
+            message["tasks"][task["id"]] = {k: task[k] for k in ("title", "status") if k in task}
+        return None
+
+    def _streaming_message(self, args: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        channel, ts = args.get("channel", ""), args.get("ts", "")
+        if not channel or not ts:
+            return None, {"ok": False, "error": "invalid_arguments"}
+        if error := self._channel_error(channel):
+            return None, error
+        message = self._find(channel, ts)
+        if message is None:
+            return None, {"ok": False, "error": "message_not_found"}
+        if message.get("bot_id") != self.state.bot_id:
+            return None, {"ok": False, "error": "cant_update_message"}
+        if message.get("stream_state") != "streaming":
+            return None, {"ok": False, "error": "message_not_in_streaming_state"}
+        return message, None
+
+    def _m_chat_startStream(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel", "")
+        with self._lock:
+            if self.streaming_refused:
+                return {"ok": False, "error": self.streaming_refused}
+            if not channel:
+                return {"ok": False, "error": "invalid_arguments"}
+            if error := self._channel_error(channel):
+                return error
+            if not self.state.channels[channel].is_im:  # "Required when streaming to channels."
+                if not args.get("recipient_team_id"):
+                    return {"ok": False, "error": "missing_recipient_team_id"}
+                if not args.get("recipient_user_id"):
+                    return {"ok": False, "error": "missing_recipient_user_id"}
+            if args.get("recipient_team_id") not in (None, self.state.team_id):
+                return {"ok": False, "error": "team_not_found"}
+            if args.get("task_display_mode") not in (None, "timeline", "plan"):
+                return {"ok": False, "error": "invalid_arguments"}
+            message: dict[str, Any] = {
+                "type": "message",
+                "user": self.state.bot_user_id,
+                "bot_id": self.state.bot_id,
+                "app_id": self.app_id,
+                "team": self.state.team_id,
+                "text": "",
+                "ts": self.next_ts(),
+                "stream_state": "streaming",
+                "tasks": {},
+                "recipient_user_id": args.get("recipient_user_id"),
+                "updates": 0,
+            }
+            if args.get("thread_ts"):
+                if self._find(channel, args["thread_ts"]) is None:
+                    return {"ok": False, "error": "thread_not_found"}
+                message["thread_ts"] = args["thread_ts"]
+            if error := self._stream_chunks(message, args):
+                return {"ok": False, "error": error}
+            self._store(channel, message)
+            return {"ok": True, "channel": channel, "ts": message["ts"]}
+
+    def _m_chat_appendStream(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            message, error = self._streaming_message(args)
+            if message is None:
+                return error or {}
+            if not args.get("markdown_text") and not args.get("chunks"):
+                return {"ok": False, "error": "no_text"}
+            if failure := self._stream_chunks(message, args):
+                return {"ok": False, "error": failure}
+            message["updates"] += 1
+            return {"ok": True, "channel": args["channel"], "ts": message["ts"]}
+
+    def _m_chat_stopStream(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            message, error = self._streaming_message(args)
+            if message is None:
+                return error or {}
+            blocks = args.get("blocks")
+            if isinstance(blocks, str):
+                blocks = json.loads(blocks)
+            if failure := blocks_error(blocks, self.max_block_text):
+                return {"ok": False, "error": failure}
+            if failure := self._stream_chunks(message, args):
+                return {"ok": False, "error": failure}
+            if blocks:
+                message["blocks"] = blocks
+            message["stream_state"] = "complete"
+            shown = {k: v for k, v in message.items() if k != "updates"}
+            return {"ok": True, "channel": args["channel"], "ts": message["ts"], "message": shown}
 
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = args.get("channel", "")
