@@ -210,8 +210,10 @@ async def answer_in_thread(
         return
     key = f"{channel}:{stream.ts}"
     tail, more = messages.stream_tail(answer, answer_key=key)
-    if not await stream.finish(answer.text, tail):
+    if not await stream.finish(answer.text, tail, messages.sources_line(answer)):
         more = await _show_final(client, channel, stream.ts, answer, key)
+    elif stream.tail_refused:
+        more = []  # every source is in the text already
     await _post_more(deps, client, channel, thread_ts, more)
 
 

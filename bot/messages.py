@@ -326,9 +326,16 @@ def more_sources_text(blocks: list[Block]) -> str:
 def answer_fallback(answer: Answer) -> str:
     """Plain-text ``text`` for notifications and clients without blocks."""
     text = to_mrkdwn(answer.text)
-    if answer.grounded and answer.citations:
-        text += "\n\nSources: " + "; ".join(f"[{c.n}] {neutralise(c.title)} {c.pages}" for c in answer.citations)
+    if sources := sources_line(answer):
+        text += "\n\n" + sources
     return truncate(text, MAX_FALLBACK)
+
+
+def sources_line(answer: Answer) -> str:
+    """The cited sources on one line ("" when none): for plain-text answers."""
+    if not (answer.grounded and answer.citations):
+        return ""
+    return "Sources: " + "; ".join(f"[{c.n}] {neutralise(c.title)} {c.pages}" for c in answer.citations)
 
 
 def partial_text(text: str) -> str:
@@ -498,3 +505,37 @@ EXTERNAL_FILE = (
 
 def external_file_text(name: str, where: str) -> str:
     return EXTERNAL_FILE.format(name=neutralise(name), where=neutralise(where or "an external service"))
+
+
+# --- the assistant panel ------------------------------------------------------------------
+PANEL_STATUS = "is searching the documents…"
+PANEL_PROMPTS_TITLE = "Try asking"
+MAX_PROMPTS = 4  # Slack shows at most four suggested prompts
+
+
+def panel_greeting(where: str, documents: int) -> str:
+    """The first message in the panel; ``where``: ``#channel`` when answering from the channel the
+    user is viewing, "" for the DM's own documents."""
+    if where and documents:
+        return f"Hi! Ask me about the {documents} document{'s' if documents != 1 else ''} in {where}; answers cite pages."
+    if where:
+        return f"Hi! {where} has no documents yet. Share a PDF there, or drop one here to ask about it privately."
+    if documents:
+        return f"Hi! Ask me about the {documents} document{'s' if documents != 1 else ''} you shared with me here."
+    return "Hi! Drop a PDF here (or use `/arxiv ID` in a channel) and ask me about it; answers cite pages."
+
+
+def panel_prompts(docs: list[Document]) -> list[dict[str, str]]:
+    """Up to four suggested prompts drawn from the documents (newest first)."""
+    prompts: list[dict[str, str]] = []
+    for d in sorted(docs, key=lambda d: d.added_at, reverse=True):
+        title = " ".join((d.title or d.document_id).split())
+        short = truncate(title, 60)
+        prompts.append({"title": truncate(f"Summarise {short}", 75), "message": f"Summarise “{title}”."})
+        if len(prompts) < MAX_PROMPTS and len(docs) < MAX_PROMPTS:
+            prompts.append(
+                {"title": truncate(f"Key results of {short}", 75), "message": f"What are the key results of “{title}”?"}
+            )
+        if len(prompts) >= MAX_PROMPTS:
+            break
+    return prompts[:MAX_PROMPTS]

@@ -80,6 +80,7 @@ class NativeStream:
         self._passages: int | None = None
         self._broken = False
         self._quiet_until = 0.0  # after a 429 on an append, until Retry-After
+        self.tail_refused = False  # Slack refused the Sources blocks: they were sent as text
         self._pump_task = asyncio.create_task(self._pump())
 
     @classmethod
@@ -185,22 +186,30 @@ class NativeStream:
         self._queue.put_nowait(None)
         await self._pump_task
 
-    async def finish(self, final_text: str, tail: list[messages.Block]) -> bool:
-        """Stop the stream with the rest of ``final_text`` and ``tail`` (Sources, feedback) under it.
-        False: the stream could not carry the final answer (broken, refused blocks, or the streamed
-        text differs from the final one): the caller replaces the message with ``chat.update``."""
+    async def finish(self, final_text: str, tail: list[messages.Block], tail_as_text: str = "") -> bool:
+        """Stop the stream with the rest of ``final_text`` and ``tail`` (Sources, feedback) under it;
+        if Slack refuses those blocks, with ``tail_as_text`` appended to the text instead. False:
+        the stream could not carry the final answer (broken, or the streamed text differs from the
+        final one): the caller replaces the message with ``chat.update``."""
         await self._drain()
         safe = messages.safe_markdown(final_text.lstrip())
         if self._broken or not safe.startswith(self._sent):
             await self._close_quietly()
             return False
-        chunks = self._timeline_chunks("complete")
         rest = safe[len(self._sent) :]
         try:
             while len(rest) > MAX_STREAM_TEXT:
                 await self._streamer.append(markdown_text=rest[:MAX_STREAM_TEXT])
                 rest = rest[MAX_STREAM_TEXT:]
-            await self._streamer.stop(markdown_text=rest or None, chunks=chunks, blocks=tail)
+            try:
+                await self._streamer.stop(markdown_text=rest or None, chunks=self._timeline_chunks("complete"), blocks=tail)
+            except SlackApiError as error:
+                if _error(error) not in ("msg_blocks_too_long", "invalid_blocks", "msg_too_long"):
+                    raise
+                log.warning("Slack refused the answer's blocks (%s); sources as text", _error(error))
+                self.tail_refused = True
+                ending = rest + (f"\n\n{tail_as_text}" if tail_as_text else "")
+                await self._streamer.stop(markdown_text=ending or None, chunks=self._timeline_chunks("complete"))
         except SlackApiError as error:
             log.warning("stopping the stream failed (%s); the answer will replace it", _error(error))
             await self._close_quietly()
