@@ -3,7 +3,8 @@
 ``bot.answering`` for questions; no listener imports another.
 
 Bolt runs the first listener whose event and matchers fit, so ``files`` (messages with files)
-registers before ``mentions``.
+registers before ``mentions``; ``assistant`` (the AI app panel) is a middleware that takes the
+panel's own events and questions and lets everything else through.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
-from bot.listeners import arxiv, ask, docs, feedback, files, forget, mentions
+from bot.listeners import arxiv, ask, assistant, docs, feedback, files, forget, mentions
 
 
 def register_all(app: AsyncApp, deps: Deps) -> None:
-    for feature in (files, mentions, ask, arxiv, docs, forget, feedback):
+    for feature in (assistant, files, mentions, ask, arxiv, docs, forget, feedback):
         feature.register(app, deps)
 
     @app.event("message")

@@ -79,6 +79,9 @@ METHOD_TIERS = {
     "chat.startStream": 2,
     "chat.appendStream": 4,
     "chat.stopStream": 2,
+    "assistant.threads.setStatus": 4,
+    "assistant.threads.setSuggestedPrompts": 4,
+    "assistant.threads.setTitle": 4,
 }
 POST_PER_CHANNEL_PER_S, POST_CHANNEL_BURST = 1.0, 10  # chat.postMessage: ~1/s per channel, short bursts
 POST_PER_WORKSPACE_PER_MIN = 300  # "several hundred per minute"
@@ -95,6 +98,9 @@ METHOD_SCOPES: dict[str, str | dict[str, str]] = {
     "chat.startStream": "chat:write",
     "chat.appendStream": "chat:write",
     "chat.stopStream": "chat:write",
+    "assistant.threads.setStatus": "assistant:write",
+    "assistant.threads.setSuggestedPrompts": "assistant:write",
+    "assistant.threads.setTitle": "assistant:write",
     "files.info": "files:read",
     "reactions.add": "reactions:write",
     "reactions.remove": "reactions:write",
@@ -192,6 +198,8 @@ class SlackState:
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[str, StoredFile] = field(default_factory=dict)
     reactions: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # (DM channel, thread_ts) of an assistant (AI app panel) thread -> status, title, prompts
+    assistant_threads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
 def _error_renderer(fault: Fault, request: web.Request) -> web.StreamResponse:
@@ -811,6 +819,52 @@ class SlackStandIn:
             shown = {k: v for k, v in message.items() if k != "updates"}
             return {"ok": True, "channel": args["channel"], "ts": message["ts"], "message": shown}
 
+    # --- the assistant panel (assistant.threads.*) ---------------------------------------------
+    def _assistant_thread(self, args: dict[str, Any], *required: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        channel, ts = str(args.get("channel_id") or ""), str(args.get("thread_ts") or "")
+        if not channel or any(args.get(name) in (None, "") for name in required):
+            return None, {"ok": False, "error": "invalid_arguments"}
+        if channel not in self.state.channels:
+            return None, {"ok": False, "error": "channel_not_found"}
+        thread = self.state.assistant_threads.get((channel, ts))
+        if thread is None:
+            return None, {"ok": False, "error": "invalid_thread_ts"}
+        return thread, {"ok": True}
+
+    def _m_assistant_threads_setStatus(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            thread, body = self._assistant_thread(args, "thread_ts")
+            if thread is None or "status" not in args:
+                return body if thread is None else {"ok": False, "error": "invalid_arguments"}
+            thread["status"] = args["status"]
+            thread.setdefault("statuses", []).append(args["status"])
+            return body
+
+    def _m_assistant_threads_setTitle(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            thread, body = self._assistant_thread(args, "thread_ts", "title")
+            if thread is not None:
+                thread["title"] = args["title"]
+            return body
+
+    def _m_assistant_threads_setSuggestedPrompts(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            thread, body = self._assistant_thread(args, "thread_ts", "prompts")
+            if thread is None:
+                return body
+            prompts = args["prompts"]
+            if isinstance(prompts, str):
+                prompts = json.loads(prompts)
+            if (
+                not isinstance(prompts, list)
+                or not 1 <= len(prompts) <= 4
+                or not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts)
+            ):
+                return {"ok": False, "error": "invalid_arguments"}
+            thread["prompts"] = prompts
+            thread["prompts_title"] = args.get("title")
+            return body
+
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = args.get("channel", "")
         with self._lock:
@@ -1077,6 +1131,32 @@ class SlackStandIn:
             "is_ext_shared_channel": False,
             "event_context": "4-" + uuid.uuid4().hex,
         }
+
+    def assistant_thread_started_event(self, dm: str, user: str, viewing: str | None) -> dict[str, Any]:
+        """The user opened the AI app panel (in their DM ``dm`` with the bot) while viewing channel
+        ``viewing``: Slack starts a thread (its root a bot message, subtype assistant_app_thread)
+        and sends ``assistant_thread_started`` with the thread's context."""
+        ts = self.next_ts()
+        root = {
+            "type": "message",
+            "subtype": "assistant_app_thread",
+            "user": self.state.bot_user_id,
+            "bot_id": self.state.bot_id,
+            "text": "New chat",
+            "ts": ts,
+            "thread_ts": ts,
+            "updates": 0,
+        }
+        context = {"channel_id": viewing, "team_id": self.state.team_id, "enterprise_id": None} if viewing else {}
+        with self._lock:
+            self._store(dm, root)
+            self.state.assistant_threads[(dm, ts)] = {"user": user, "context": context}
+        event = {
+            "type": "assistant_thread_started",
+            "assistant_thread": {"user_id": user, "context": context, "channel_id": dm, "thread_ts": ts},
+            "event_ts": self.next_ts(),
+        }
+        return self.event_callback(event)
 
     def message_event(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
         """The ``message`` event for a stored message (channel_type from the channel id)."""
