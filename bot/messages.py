@@ -539,3 +539,115 @@ def panel_prompts(docs: list[Document]) -> list[dict[str, str]]:
         if len(prompts) >= MAX_PROMPTS:
             break
     return prompts[:MAX_PROMPTS]
+
+
+# --- App Home -----------------------------------------------------------------------------
+HOME_DOCS_PER_PAGE = 5
+HOME_CHANNELS = 10  # a Home tab holds at most 100 blocks
+HOME_PAGE, HOME_FORGET, HOME_ADD = "citebot_home_page", "citebot_home_forget", "citebot_home_add"
+HOME_ARXIV_MODAL, HOME_ARXIV_BLOCK, HOME_ARXIV_INPUT = "citebot_home_arxiv", "citebot-arxiv-ids", "ids"
+
+
+def _who(user: str) -> str:
+    return f"<@{user}>" if re.fullmatch(r"[UW][A-Z0-9]+", user or "") else neutralise(user or "?")
+
+
+def home_view(user: str, channels: list[tuple[str, str, list[Document]]], pages: dict[str, int], notice: str = "") -> Block:
+    """The Home tab: per channel the user shares with the bot, its documents (title, pages, who
+    added it, when) a page at a time; "Add an arXiv paper" per channel, "Forget" on the user's own."""
+    blocks: list[Block] = [
+        section("*Your documents in citebot*"),
+        context(
+            "The channels you share with citebot and what has been added to each. "
+            "Answers only ever use a channel's own documents."
+        ),
+    ]
+    if notice:
+        blocks.append(section(notice))
+    if not channels:
+        blocks.append(
+            section("You share no channel with citebot yet. Invite it with `/invite @citebot`, then share a PDF there.")
+        )
+    for channel, name, docs in channels[:HOME_CHANNELS]:
+        count = (len(docs) + HOME_DOCS_PER_PAGE - 1) // HOME_DOCS_PER_PAGE
+        page = max(0, min(pages.get(channel, 0), count - 1)) if count else 0
+        head = f"*#{neutralise(name)}* — {len(docs)} document{'s' if len(docs) != 1 else ''}"
+        if count > 1:
+            head += f" (page {page + 1} of {count})"
+        blocks += [
+            {"type": "divider"},
+            {
+                "type": "section",
+                "block_id": f"home-{channel}",
+                "text": {"type": "mrkdwn", "text": head},
+                "accessory": {
+                    "type": "button",
+                    "action_id": HOME_ADD,
+                    "text": {"type": "plain_text", "text": "Add an arXiv paper"},
+                    "value": channel,
+                },
+            },
+        ]
+        for d in docs[page * HOME_DOCS_PER_PAGE : (page + 1) * HOME_DOCS_PER_PAGE]:
+            title = neutralise(d.title or d.document_id)
+            when = neutralise(d.added_at[:16].replace("T", " "))
+            block = section(f"*{truncate(title, 200)}*\n{d.pages} pages · added by {_who(d.added_by)} · {when}")
+            if d.added_by == user:
+                block["accessory"] = {
+                    "type": "button",
+                    "action_id": HOME_FORGET,
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Forget"},
+                    "value": json.dumps({"c": channel, "d": d.document_id}),
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Forget this document?"},
+                        "text": {
+                            "type": "mrkdwn",
+                            "text": truncate(f"*{title}* will no longer be searched in #{neutralise(name)}.", 300),
+                        },
+                        "confirm": {"type": "plain_text", "text": "Forget"},
+                        "deny": {"type": "plain_text", "text": "Cancel"},
+                        "style": "danger",
+                    },
+                }
+            blocks.append(block)
+        buttons = [
+            {
+                "type": "button",
+                "action_id": f"{HOME_PAGE}_{label.split()[0].lower()}",
+                "text": {"type": "plain_text", "text": label},
+                "value": json.dumps({"c": channel, "p": target}),
+            }
+            for label, target, shown in (("Previous page", page - 1, page > 0), ("Next page", page + 1, page + 1 < count))
+            if shown
+        ]
+        if buttons:
+            blocks.append({"type": "actions", "elements": buttons})
+    if len(channels) > HOME_CHANNELS:
+        blocks.append(
+            context(f"_… and {len(channels) - HOME_CHANNELS} more channels: `/docs` in a channel lists its documents._")
+        )
+    return {"type": "home", "blocks": blocks}
+
+
+def arxiv_modal(channel: str, name: str) -> Block:
+    return {
+        "type": "modal",
+        "callback_id": HOME_ARXIV_MODAL,
+        "private_metadata": channel,
+        "title": {"type": "plain_text", "text": "Add an arXiv paper"},
+        "submit": {"type": "plain_text", "text": "Add"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": HOME_ARXIV_BLOCK,
+                "label": {"type": "plain_text", "text": truncate(f"arXiv IDs to add to #{name}", 150)},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": HOME_ARXIV_INPUT,
+                    "placeholder": {"type": "plain_text", "text": "1706.03762 1810.04805"},
+                },
+            }
+        ],
+    }

@@ -12,11 +12,11 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
-from bot.listeners import arxiv, ask, assistant, docs, feedback, files, forget, mentions
+from bot.listeners import arxiv, ask, assistant, docs, feedback, files, forget, home, mentions
 
 
 def register_all(app: AsyncApp, deps: Deps) -> None:
-    for feature in (assistant, files, mentions, ask, arxiv, docs, forget, feedback):
+    for feature in (assistant, files, mentions, ask, arxiv, docs, forget, feedback, home):
         feature.register(app, deps)
 
     @app.event("message")

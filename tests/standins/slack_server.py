@@ -82,6 +82,9 @@ METHOD_TIERS = {
     "assistant.threads.setStatus": 4,
     "assistant.threads.setSuggestedPrompts": 4,
     "assistant.threads.setTitle": 4,
+    "users.conversations": 3,
+    "views.publish": 4,
+    "views.open": 4,
 }
 POST_PER_CHANNEL_PER_S, POST_CHANNEL_BURST = 1.0, 10  # chat.postMessage: ~1/s per channel, short bursts
 POST_PER_WORKSPACE_PER_MIN = 300  # "several hundred per minute"
@@ -101,6 +104,7 @@ METHOD_SCOPES: dict[str, str | dict[str, str]] = {
     "assistant.threads.setStatus": "assistant:write",
     "assistant.threads.setSuggestedPrompts": "assistant:write",
     "assistant.threads.setTitle": "assistant:write",
+    # users.conversations: per requested type (checked in the method)
     "files.info": "files:read",
     "reactions.add": "reactions:write",
     "reactions.remove": "reactions:write",
@@ -153,6 +157,7 @@ class Channel:
     name: str
     member: bool = True  # is the bot in it?
     kind: ChannelKind = "public"
+    users: set[str] = field(default_factory=set)  # people in it (users.conversations)
 
     @property
     def is_im(self) -> bool:
@@ -287,6 +292,8 @@ class SlackStandIn:
         # Set to an error (e.g. "not_allowed_token_type") to make chat.startStream refuse, as for
         # a workspace or app where streaming is not available.
         self.streaming_refused: str | None = None
+        self.home_views: dict[str, list[dict[str, Any]]] = {}  # user -> every Home tab published
+        self.modals: list[dict[str, Any]] = []  # views.open
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self._limits: dict[str, tuple[float, float]] = {}  # method -> (per_minute, burst) overrides
         self.faults = FaultQueue()
@@ -865,6 +872,82 @@ class SlackStandIn:
             thread["prompts_title"] = args.get("title")
             return body
 
+    # --- App Home and modals ------------------------------------------------------------------
+    def _m_users_conversations(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The caller's (or ``user``'s) conversations of ``types``; with a bot token, a user's
+        private conversations only where the bot is in them too."""
+        types = [t for t in str(args.get("types") or "public_channel").split(",") if t]
+        needed = {"public_channel": "channels:read", "private_channel": "groups:read", "im": "im:read", "mpim": "mpim:read"}
+        for t in types:
+            if t not in needed:
+                return {"ok": False, "error": "invalid_types"}
+            if needed[t] not in self.scopes:
+                return {
+                    "ok": False,
+                    "error": "missing_scope",
+                    "needed": needed[t],
+                    "provided": ",".join(sorted(self.scopes)),
+                }
+        kinds = {"public_channel": "public", "private_channel": "private", "im": "im", "mpim": "mpim"}
+        wanted = {kinds[t] for t in types}
+        user = args.get("user")
+        with self._lock:
+            found = []
+            for c in self.state.channels.values():
+                if c.kind not in wanted:
+                    continue
+                if user:
+                    if user not in c.users or (c.kind != "public" and not c.member):
+                        continue
+                elif not c.member:
+                    continue
+                found.append({"id": c.id, "name": c.name, "is_private": c.is_private, "is_im": c.is_im})
+        page = self._page(found, args, default_limit=100)
+        if page.get("ok"):
+            page["channels"] = page.pop("messages")
+        return page
+
+    def _view_error(self, view: Any, kind: str) -> str | None:
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                return "invalid_arguments"
+        if not isinstance(view, dict) or view.get("type") != kind:
+            return "invalid_arguments"
+        blocks = view.get("blocks") or []
+        if len(blocks) > 100:
+            return "invalid_arguments"
+        if kind == "modal" and not (view.get("title") or {}).get("text"):
+            return "invalid_arguments"
+        for block in blocks:  # inputs are modal-only; everything else is Block Kit as in messages
+            if block.get("type") != "input" and blocks_error([block], 1_000_000):
+                return "invalid_arguments"
+        return None
+
+    def _m_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user, view = args.get("user_id"), args.get("view")
+        if not user or view is None:
+            return {"ok": False, "error": "invalid_arguments"}
+        if error := self._view_error(view, "home"):
+            return {"ok": False, "error": error}
+        view = json.loads(view) if isinstance(view, str) else view
+        with self._lock:
+            self.home_views.setdefault(user, []).append(view)
+        return {"ok": True, "view": {"id": "V" + uuid.uuid4().hex[:10].upper(), **view}}
+
+    def _m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        trigger, view = args.get("trigger_id"), args.get("view")
+        if not trigger or view is None:
+            return {"ok": False, "error": "invalid_arguments"}
+        if error := self._view_error(view, "modal"):
+            return {"ok": False, "error": error}
+        view = json.loads(view) if isinstance(view, str) else view
+        opened = {"id": "V" + uuid.uuid4().hex[:10].upper(), **view}
+        with self._lock:
+            self.modals.append(opened)
+        return {"ok": True, "view": opened}
+
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = args.get("channel", "")
         with self._lock:
@@ -1157,6 +1240,43 @@ class SlackStandIn:
             "event_ts": self.next_ts(),
         }
         return self.event_callback(event)
+
+    def app_home_opened_event(self, user: str) -> dict[str, Any]:
+        return self.event_callback(
+            {"type": "app_home_opened", "user": user, "channel": "D" + user[1:], "tab": "home", "event_ts": self.next_ts()}
+        )
+
+    def home_action(self, *, user: str, action: dict[str, Any]) -> dict[str, Any]:
+        """A ``block_actions`` payload for a click on the user's Home tab (no channel, no response_url)."""
+        view = (self.home_views.get(user) or [{}])[-1]
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": self.state.team_id},
+            "api_app_id": self.app_id,
+            "token": "verification_token",
+            "container": {"type": "view", "view_id": "VHOME"},
+            "trigger_id": f"{next(self._ts)}.{uuid.uuid4().hex}",
+            "team": {"id": self.state.team_id, "domain": "standin"},
+            "is_enterprise_install": False,
+            "view": {"id": "VHOME", "type": "home", **view},
+            "actions": [action | {"action_ts": f"{time.time():.6f}"}],
+        }
+
+    def view_submission(self, *, user: str, view: dict[str, Any], values: dict[str, dict[str, str]]) -> dict[str, Any]:
+        """A ``view_submission`` of a modal; ``values``: block_id -> action_id -> typed text."""
+        state = {
+            b: {a: {"type": "plain_text_input", "value": v} for a, v in actions.items()} for b, actions in values.items()
+        }
+        return {
+            "type": "view_submission",
+            "team": {"id": self.state.team_id, "domain": "standin"},
+            "user": {"id": user, "username": user.lower(), "team_id": self.state.team_id},
+            "api_app_id": self.app_id,
+            "token": "verification_token",
+            "trigger_id": f"{next(self._ts)}.{uuid.uuid4().hex}",
+            "view": view | {"state": {"values": state}, "team_id": self.state.team_id, "app_id": self.app_id},
+            "is_enterprise_install": False,
+        }
 
     def message_event(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
         """The ``message`` event for a stored message (channel_type from the channel id)."""
