@@ -59,8 +59,11 @@ async def never_silent(deps: Deps, report: Report | None, what: str) -> AsyncIte
             deps.inflight.discard(task)
 
 
-def on_command(app: AsyncApp, deps: Deps, name: str) -> Callable[[Callable[[Command], Awaitable[None]]], Any]:
-    """Register ``handler(command)`` for the slash command ``name``."""
+def on_command(
+    app: AsyncApp, deps: Deps, name: str, matchers: list[Callable[..., Awaitable[bool]]] | None = None
+) -> Callable[[Callable[[Command], Awaitable[None]]], Any]:
+    """Register ``handler(command)`` for the slash command ``name`` (when ``matchers`` agree: bolt
+    then runs the first registered listener that matches)."""
 
     def register(handler: Callable[[Command], Awaitable[None]]) -> Any:
         async def listener(
@@ -71,7 +74,7 @@ def on_command(app: AsyncApp, deps: Deps, name: str) -> Callable[[Callable[[Comm
             async with never_silent(deps, parsed.tell, name):
                 await handler(parsed)
 
-        app.command(name)(listener)
+        app.command(name, matchers=matchers)(listener)
         return handler
 
     return register

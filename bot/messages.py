@@ -651,3 +651,50 @@ def arxiv_modal(channel: str, name: str) -> Block:
             }
         ],
     }
+
+
+# --- arXiv by words and link previews ---------------------------------------------------------
+ARXIV_ADD = "citebot_arxiv_add"
+
+
+def _match_text(m: Any) -> str:
+    """A paper found on arXiv: title (year), authors, the abstract's first line."""
+    authors = ", ".join(neutralise(a) for a in m.authors[:4]) + (" et al." if len(m.authors) > 4 else "")
+    year = f" ({m.year})" if m.year else ""
+    lines = [
+        f"*{neutralise(m.title)}*{year} · `{neutralise(m.arxiv_id)}`",
+        f"_{authors}_" if authors else "",
+        neutralise(m.first_line),
+    ]
+    return truncate("\n".join(line for line in lines if line), 1500)
+
+
+def _add_button(arxiv_id: str) -> Block:
+    return {
+        "type": "button",
+        "action_id": ARXIV_ADD,
+        "text": {"type": "plain_text", "text": "Add to this channel"},
+        "value": arxiv_id,
+    }
+
+
+def arxiv_search_blocks(words: str, matches: list[Any]) -> tuple[str, list[Block]]:
+    """The top matches of ``/arxiv search words``, each with "Add to this channel"."""
+    if not matches:
+        text = f"No arXiv paper matches “{neutralise(words)}”."
+        return text, [section(text)]
+    blocks: list[Block] = [section(f"*arXiv: top {len(matches)} for “{neutralise(truncate(words, 200))}”*")]
+    for m in matches:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _match_text(m)}, "accessory": _add_button(m.arxiv_id)}
+        )
+    return f"Top {len(matches)} arXiv matches for “{neutralise(words)}”", blocks
+
+
+def unfurl_blocks(match: Any) -> list[Block]:
+    """The preview of an arxiv.org link, offering to add the paper to the channel."""
+    return [section(_match_text(match)), {"type": "actions", "elements": [_add_button(match.arxiv_id)]}]
+
+
+def arxiv_added_text(user: str, outcome: ArxivOutcome) -> str:
+    return truncate(f"<@{user}> added a paper from arXiv.\n{arxiv_outcome_text(outcome)}", MAX_SECTION)

@@ -25,6 +25,7 @@ from hamilton import driver
 from hamilton.lifecycle import api as lifecycle
 
 from citebot.arxiv_ids import check_id_count
+from citebot.arxiv_search import ArxivMatch, find_papers
 from citebot.domain import Answer, ArxivOutcome, Document, IngestResult, Mode, Provenance, Scope
 from citebot.embeddings import Embedder, build_embedder
 from citebot.errors import CitebotError, DocumentNotFound
@@ -328,6 +329,11 @@ class Citebot:
             "decline_below": 0.0,
         }
         return self.drivers["answer"].execute(["relevant_passages"], inputs=inputs)["relevant_passages"]
+
+    def find_arxiv(self, *, words: str = "", ids: Sequence[str] = ()) -> list[ArxivMatch]:
+        """Top arXiv matches for ``words`` (``/arxiv search``), or the papers ``ids`` (link previews)."""
+        s = self.settings
+        return find_papers(s.arxiv_api_url, s.download_timeout_s, words=words, ids=tuple(ids))
 
     # ---- documents -------------------------------------------------------------------------
     def documents(self, scope: Scope) -> list[Document]:

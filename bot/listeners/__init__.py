@@ -3,8 +3,9 @@
 ``bot.answering`` for questions; no listener imports another.
 
 Bolt runs the first listener whose event and matchers fit, so ``files`` (messages with files)
-registers before ``mentions``; ``assistant`` (the AI app panel) is a middleware that takes the
-panel's own events and questions and lets everything else through.
+registers before ``mentions``, and ``arxiv_search`` (``/arxiv search …``) before ``arxiv``;
+``assistant`` (the AI app panel) is a middleware that takes the panel's own events and questions
+and lets everything else through.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
-from bot.listeners import arxiv, ask, assistant, docs, feedback, files, forget, home, mentions
+from bot.listeners import arxiv, arxiv_search, ask, assistant, docs, feedback, files, forget, home, mentions
 
 
 def register_all(app: AsyncApp, deps: Deps) -> None:
-    for feature in (assistant, files, mentions, ask, arxiv, docs, forget, feedback, home):
+    for feature in (assistant, files, mentions, ask, arxiv_search, arxiv, docs, forget, feedback, home):
         feature.register(app, deps)
 
     @app.event("message")

@@ -85,6 +85,7 @@ METHOD_TIERS = {
     "users.conversations": 3,
     "views.publish": 4,
     "views.open": 4,
+    "chat.unfurl": 3,
 }
 POST_PER_CHANNEL_PER_S, POST_CHANNEL_BURST = 1.0, 10  # chat.postMessage: ~1/s per channel, short bursts
 POST_PER_WORKSPACE_PER_MIN = 300  # "several hundred per minute"
@@ -105,6 +106,7 @@ METHOD_SCOPES: dict[str, str | dict[str, str]] = {
     "assistant.threads.setSuggestedPrompts": "assistant:write",
     "assistant.threads.setTitle": "assistant:write",
     # users.conversations: per requested type (checked in the method)
+    "chat.unfurl": "links:write",
     "files.info": "files:read",
     "reactions.add": "reactions:write",
     "reactions.remove": "reactions:write",
@@ -948,6 +950,33 @@ class SlackStandIn:
             self.modals.append(opened)
         return {"ok": True, "view": opened}
 
+    def _m_chat_unfurl(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Previews for links in a message: ``channel`` + ``ts`` (or ``unfurl_id`` + ``source``) and
+        ``unfurls`` (URL → attachment with blocks) for URLs that Slack sent in ``link_shared``."""
+        unfurls = args.get("unfurls")
+        if isinstance(unfurls, str):
+            try:
+                unfurls = json.loads(unfurls)
+            except ValueError:
+                return {"ok": False, "error": "invalid_unfurls_format"}
+        if not isinstance(unfurls, dict) or not unfurls:
+            return {"ok": False, "error": "invalid_arguments"}
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if not (channel and ts) and not (args.get("unfurl_id") and args.get("source")):
+            return {"ok": False, "error": "invalid_arguments"}
+        with self._lock:
+            message = self._find(channel, ts) if channel in self.state.channels else None
+            if message is None:
+                return {"ok": False, "error": "cannot_find_message"}
+            shared = set(message.get("shared_links") or ())
+            for url, unfurl in unfurls.items():
+                if url not in shared:
+                    return {"ok": False, "error": "cannot_unfurl_url"}
+                if not isinstance(unfurl, dict) or blocks_error(unfurl.get("blocks"), self.max_block_text):
+                    return {"ok": False, "error": "invalid_blocks"}
+            message.setdefault("unfurls", {}).update(unfurls)
+            return {"ok": True}
+
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = args.get("channel", "")
         with self._lock:
@@ -1238,6 +1267,27 @@ class SlackStandIn:
             "type": "assistant_thread_started",
             "assistant_thread": {"user_id": user, "context": context, "channel_id": dm, "thread_ts": ts},
             "event_ts": self.next_ts(),
+        }
+        return self.event_callback(event)
+
+    def link_shared_event(self, channel: str, message: dict[str, Any], urls: list[str]) -> dict[str, Any]:
+        """``link_shared`` for a stored message's links on the app's unfurl domains (manifest.yaml)."""
+        manifest = yaml.safe_load(MANIFEST.read_text())
+        domains = manifest["features"].get("unfurl_domains") or []
+        links = [{"url": u, "domain": urllib.parse.urlsplit(u).hostname or ""} for u in urls]
+        links = [link for link in links if any(link["domain"] == d or link["domain"].endswith("." + d) for d in domains)]
+        with self._lock:
+            message["shared_links"] = [link["url"] for link in links]
+        event = {
+            "type": "link_shared",
+            "channel": channel,
+            "is_bot_user_member": self.state.channels[channel].member,
+            "user": message.get("user"),
+            "message_ts": message["ts"],
+            "unfurl_id": "C123456.7890.ABCD",
+            "source": "conversations_history",
+            "event_ts": self.next_ts(),
+            "links": links,
         }
         return self.event_callback(event)
 
