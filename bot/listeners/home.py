@@ -23,11 +23,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import messages
 from bot.deps import Deps, log
 from bot.incoming import scope_of
+from citebot.arxiv_ids import MAX_IDS_PER_REQUEST, check_id_count
 from citebot.domain import Document, Provenance
 from citebot.errors import CitebotError
 
 CONVERSATION_TYPES = "public_channel,private_channel"
-MAX_ARXIV_IDS = 10
 
 
 async def _conversations(client: AsyncWebClient, **args: Any) -> dict[str, str]:
@@ -143,8 +143,15 @@ def register(app: AsyncApp, deps: Deps) -> None:
     ) -> None:
         typed = view["state"]["values"][messages.HOME_ARXIV_BLOCK][messages.HOME_ARXIV_INPUT].get("value") or ""
         ids = list(dict.fromkeys(t for t in re.split(r"[\s,]+", typed) if t))
-        if not ids or len(ids) > MAX_ARXIV_IDS:
-            await ack(response_action="errors", errors={messages.HOME_ARXIV_BLOCK: f"Enter 1 to {MAX_ARXIV_IDS} arXiv IDs."})
+        try:
+            check_id_count(ids)
+        except CitebotError as error:
+            await ack(response_action="errors", errors={messages.HOME_ARXIV_BLOCK: str(error)})
+            return
+        if not ids:
+            await ack(
+                response_action="errors", errors={messages.HOME_ARXIV_BLOCK: f"Enter 1 to {MAX_IDS_PER_REQUEST} arXiv IDs."}
+            )
             return
         await ack()
         user, channel = str(body["user"]["id"]), str(view.get("private_metadata") or "")
