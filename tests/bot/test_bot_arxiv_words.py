@@ -36,7 +36,8 @@ def test_search_by_words_then_add_a_result_to_the_channel(
         added[0]["text"].startswith(f"<@{USER}> added a paper from arXiv.")
         and "Attention Is All You Need" in added[0]["text"]
     )
-    assert [d.arxiv_id for d in citebot.documents(Scope(slack.state.team_id, channel))] == ["1706.03762"]
+    # (the same PDF may already be indexed from a file share elsewhere: then it is the same document)
+    assert [d.title for d in citebot.documents(Scope(slack.state.team_id, channel))] == ["Attention Is All You Need"]
 
 
 def test_a_search_without_matches_says_so(http: Driver, slack: SlackStandIn) -> None:
