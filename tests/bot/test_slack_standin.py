@@ -159,3 +159,48 @@ def test_scopes_come_from_the_manifest_and_deleted_files_are_gone(standin: Slack
     finally:
         narrow.stop()
     assert body == {"ok": False, "error": "missing_scope", "needed": "channels:history", "provided": "chat:write"}
+
+
+def test_streams_are_refused_as_slack_refuses_them(standin: SlackStandIn) -> None:
+    """Issue 13: chat.*Stream's documented errors, and chunk validation."""
+    standin.add_channel("C9")
+    root = _api(standin, "chat.postMessage", channel="C9", text="question")[1]["ts"]
+    assert _api(standin, "chat.startStream", channel="C9", thread_ts=root)[1]["error"] == "missing_recipient_team_id"
+    assert (
+        _api(standin, "chat.startStream", channel="C9", thread_ts=root, recipient_team_id="T111")[1]["error"]
+        == "missing_recipient_user_id"
+    )
+    start = dict(channel="C9", thread_ts=root, recipient_team_id="T111", recipient_user_id="U1")
+    bad_task = [{"type": "task_update", "id": "t", "title": "x", "status": "done"}]
+    assert _api(standin, "chat.startStream", **start, chunks=json.dumps(bad_task))[1]["error"] == "invalid_chunks"
+    ts = _api(standin, "chat.startStream", **start, markdown_text="Hel")[1]["ts"]
+    assert _api(standin, "chat.appendStream", channel="C9", ts=ts, markdown_text="lo")[1]["ok"]
+    assert _api(standin, "chat.stopStream", channel="C9", ts=ts, blocks=json.dumps([{"type": "section"}]))[1]["error"] == (
+        "invalid_blocks"
+    )
+    assert _api(standin, "chat.stopStream", channel="C9", ts=ts)[1]["ok"]
+    assert _api(standin, "chat.appendStream", channel="C9", ts=ts, markdown_text="!")[1]["error"] == (
+        "message_not_in_streaming_state"
+    )
+    assert [m["text"] for m in standin.thread("C9", root)] == ["Hello"]
+
+
+def test_new_methods_and_events_need_the_manifests_scopes_and_subscriptions(standin: SlackStandIn) -> None:
+    narrow = SlackStandIn(scopes=frozenset({"chat:write"}))
+    narrow.add_channel("D7")
+    narrow.start()
+    try:
+        status, body, _ = _api(narrow, "assistant.threads.setStatus", channel_id="D7", thread_ts="1.0", status="…")
+        unfurl = _api(narrow, "chat.unfurl", channel="D7", ts="1.0", unfurls="{}")[1]
+        with pytest.raises(ValueError, match="links:read"):
+            narrow.link_shared_event("D7", {"ts": "1.0", "user": "U1"}, ["https://arxiv.org/abs/1706.03762"])
+    finally:
+        narrow.stop()
+    assert body["error"] == "missing_scope" and body["needed"] == "assistant:write"
+    assert unfurl["error"] == "missing_scope" and unfurl["needed"] == "links:write"
+    with pytest.raises(ValueError, match="does not subscribe"):
+        standin._subscribed("reaction_added")
+    standin.add_channel("D8")
+    assert _api(standin, "assistant.threads.setTitle", channel_id="D8", thread_ts="9.9", title="t")[1]["error"] == (
+        "invalid_thread_ts"
+    )

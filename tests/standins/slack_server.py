@@ -126,6 +126,14 @@ METHOD_SCOPES: dict[str, str | dict[str, str]] = {
 }
 
 
+# Scopes an event needs besides its subscription.
+EVENT_SCOPES = {
+    "assistant_thread_started": "assistant:write",
+    "assistant_thread_context_changed": "assistant:write",
+    "link_shared": "links:read",
+}
+
+
 def manifest_scopes(path: Path = MANIFEST) -> frozenset[str]:
     """The bot scopes ``manifest.yaml`` grants (what an installed app's token has)."""
     manifest = yaml.safe_load(path.read_text())
@@ -1244,10 +1252,20 @@ class SlackStandIn:
             "event_context": "4-" + uuid.uuid4().hex,
         }
 
+    def _subscribed(self, event_type: str) -> None:
+        """Slack sends an event only when the manifest subscribes to it and grants its scope."""
+        manifest = yaml.safe_load(MANIFEST.read_text())
+        if event_type not in manifest["settings"]["event_subscriptions"]["bot_events"]:
+            raise ValueError(f"manifest.yaml does not subscribe to {event_type}: Slack would not send it")
+        needed = EVENT_SCOPES.get(event_type)
+        if needed and needed not in self.scopes:
+            raise ValueError(f"{event_type} needs the {needed} scope")
+
     def assistant_thread_started_event(self, dm: str, user: str, viewing: str | None) -> dict[str, Any]:
         """The user opened the AI app panel (in their DM ``dm`` with the bot) while viewing channel
         ``viewing``: Slack starts a thread (its root a bot message, subtype assistant_app_thread)
         and sends ``assistant_thread_started`` with the thread's context."""
+        self._subscribed("assistant_thread_started")
         ts = self.next_ts()
         root = {
             "type": "message",
@@ -1272,6 +1290,7 @@ class SlackStandIn:
 
     def link_shared_event(self, channel: str, message: dict[str, Any], urls: list[str]) -> dict[str, Any]:
         """``link_shared`` for a stored message's links on the app's unfurl domains (manifest.yaml)."""
+        self._subscribed("link_shared")
         manifest = yaml.safe_load(MANIFEST.read_text())
         domains = manifest["features"].get("unfurl_domains") or []
         links = [{"url": u, "domain": urllib.parse.urlsplit(u).hostname or ""} for u in urls]
@@ -1292,6 +1311,9 @@ class SlackStandIn:
         return self.event_callback(event)
 
     def app_home_opened_event(self, user: str) -> dict[str, Any]:
+        self._subscribed("app_home_opened")
+        if not yaml.safe_load(MANIFEST.read_text())["features"]["app_home"].get("home_tab_enabled"):
+            raise ValueError("the Home tab is not enabled in manifest.yaml")
         return self.event_callback(
             {"type": "app_home_opened", "user": user, "channel": "D" + user[1:], "tab": "home", "event_ts": self.next_ts()}
         )
