@@ -5,8 +5,9 @@ The timeline a user follows: "Searching N documents in #channel" → "Reranked t
 "Writing the answer" (offline: "Picking the supporting sentences"), then the answer's text, then,
 when the stream stops, the Sources and the feedback buttons.
 
-Calls are few: the text is buffered (``STREAM_BUFFER_CHARS``) so a typical answer takes a handful
-of calls in all (start, one timeline update, one or two appends, stop). ``startStream`` and
+Calls are few: the text is buffered (``STREAM_BUFFER_CHARS`` characters, or ``STREAM_FLUSH_S``
+seconds) so a typical answer takes a handful of calls in all (start, one timeline update, a few
+appends, stop). ``startStream`` and
 ``stopStream`` are Tier 2, ``appendStream`` Tier 4; the streaming client does not wait on 429: an
 append that is rate limited keeps its text in the buffer for the next one (or the stop).
 
@@ -31,7 +32,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import messages
 from bot.deps import log
 
-STREAM_BUFFER_CHARS = 1200  # text buffered before an appendStream call
+STREAM_BUFFER_CHARS = 1200  # text buffered before an appendStream call…
+STREAM_FLUSH_S = 3.0  # …or text waiting this long (a short answer still appears as it is written)
 MAX_STREAM_TEXT = 12_000  # Slack's limit on markdown_text per call
 # Nodes of the answer dataflow whose results the timeline shows (unknown nodes are ignored).
 DOCUMENTS_NODE = "visible_document_ids"
@@ -80,6 +82,7 @@ class NativeStream:
         self._passages: int | None = None
         self._broken = False
         self._quiet_until = 0.0  # after a 429 on an append, until Retry-After
+        self._flushed_at = time.monotonic()
         self.tail_refused = False  # Slack refused the Sources blocks: they were sent as text
         self._pump_task = asyncio.create_task(self._pump())
 
@@ -164,12 +167,15 @@ class NativeStream:
         for start in range(0, len(delta), MAX_STREAM_TEXT):
             piece = delta[start : start + MAX_STREAM_TEXT]
             self._sent += piece  # in the streamer's buffer now, whether or not this call flushes it
-            if not await self._call(self._streamer.append(markdown_text=piece)):
+            due = time.monotonic() - self._flushed_at >= STREAM_FLUSH_S
+            # chunks=[] makes the streamer flush its buffer now (it would wait for buffer_size)
+            if not await self._call(self._streamer.append(markdown_text=piece, chunks=[] if due else None)):
                 return
 
     async def _call(self, call: Any) -> bool:
         try:
-            await call
+            if await call is not None:  # None: only buffered
+                self._flushed_at = time.monotonic()
             return True
         except SlackApiError as error:
             if error.response.status_code == 429:

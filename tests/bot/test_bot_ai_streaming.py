@@ -4,11 +4,14 @@ refuses to stream; a vote on the feedback buttons is stored and acknowledged. Bo
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages, streaming
 from dataflows.app import Citebot
@@ -128,3 +131,41 @@ def test_a_stream_rate_limited_at_its_start_falls_back_without_waiting(
     assert [c.response["error"] for c in limited] == ["ratelimited"]  # tried once, not retried
     assert answer["blocks"][0]["block_id"].startswith(messages.ANSWER_BLOCK) and "[1]" in answer["text"]
     assert not streaming._refused  # a 429 is not a refusal: the next answer streams again
+
+
+def test_text_is_buffered_but_never_held_longer_than_the_flush_interval(slack: SlackStandIn, streams: None) -> None:
+    """From the worker thread: progress, then text in small pieces. Short text waits in the buffer
+    (no call per partial) but goes out once it has waited STREAM_FLUSH_S; the rest at the stop."""
+    channel = new_channel(slack)
+
+    async def scenario() -> tuple[str, str]:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        root = (await client.chat_postMessage(channel=channel, text="question"))["ts"]
+        stream = await streaming.NativeStream.open(
+            client, channel=channel, thread_ts=root, user=USER, team=slack.state.team_id, offline=False
+        )
+        assert stream is not None
+
+        def worker() -> None:
+            stream.progress("visible_document_ids", ["a", "b"])
+            stream.progress("relevant_passages", ["p"])
+            for i in range(5):
+                stream.partial("".join(f"word{j} " for j in range(i + 1)))
+                time.sleep(0.1)
+            time.sleep(streaming.STREAM_FLUSH_S)
+            stream.partial("".join(f"word{j} " for j in range(7)))
+
+        await asyncio.to_thread(worker)
+        await asyncio.sleep(0.5)
+        assert await stream.finish("word0 word1 word2 word3 word4 word5 word6 [1].", [messages.feedback_block("k", "q")])
+        return root, stream.ts
+
+    root, ts = asyncio.run(scenario())
+    appends = [c for c in slack.calls("chat.appendStream") if c.args.get("ts") == ts]
+    texts = [ch["text"] for c in appends for ch in c.args.get("chunks") or [] if ch["type"] == "markdown_text"]
+    assert len(appends) == 2 and texts == ["word0 word1 word2 word3 word4 word5 word6 "]  # timeline, one text flush
+    message = [m for m in slack.thread(channel, root) if m["ts"] == ts][0]
+    assert message["text"] == "word0 word1 word2 word3 word4 word5 word6 [1]."
+    assert message["tasks"]["search"]["title"] == f"Searching 2 documents in #{slack.state.channels[channel].name}"
+    assert message["tasks"]["rerank"]["title"] == "Reranked to 1 passage"
+    assert message["blocks"][-1]["type"] == "context_actions" and message["stream_state"] == "complete"
