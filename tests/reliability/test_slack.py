@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bot import messages
 from bot.runner import BotServer
 from citebot.settings import Settings
 from dataflows.app import Citebot
@@ -140,8 +141,8 @@ def _index(
 
 
 def _feedback_value(message: dict[str, Any]) -> dict[str, Any]:
-    actions = [b for b in message.get("blocks") or [] if b.get("type") == "actions"]
-    return json.loads(actions[-1]["elements"][0]["value"]) if actions else {}
+    feedback = [b for b in message.get("blocks") or [] if b.get("block_id") == messages.FEEDBACK_BLOCK]
+    return messages.feedback_of(feedback[-1]) if feedback else {}
 
 
 def _p99(values: list[float]) -> float:
@@ -158,7 +159,7 @@ def test_load_50_concurrent_asks_and_5_pdf_shares(
     # 100 posts and 50 final edits in one channel within seconds are beyond Slack's limits (~1 post a
     # second per channel, Tier 3 chat.update); this test measures the bot's own concurrency, so the
     # stand-in's budgets are lifted here (tests/bot/test_bot_slack_rules.py holds the bot to them).
-    for method in ("chat.postMessage", "chat.update"):
+    for method in ("chat.postMessage", "chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream"):
         slack.limit(method, per_minute=60_000, burst=1_000)
     request.addfinalizer(slack.reset_limits)
     calls_before = len(slack.api_calls)
@@ -281,7 +282,7 @@ def _shown_by_bot(slack: SlackStandIn, channel: str, response_paths: set[str]) -
     for m in slack.bot_messages(channel):
         if "asked:" in m["text"]:
             continue
-        blocks = [b for b in m.get("blocks") or [] if b.get("type") != "actions"]
+        blocks = [b for b in m.get("blocks") or [] if b.get("type") not in ("actions", "context_actions")]
         shown.append(m["text"] + json.dumps(blocks, ensure_ascii=False))
     shown += [json.dumps(r, ensure_ascii=False) for r in slack.responses if r.get("path") in response_paths]
     return "\n".join(shown)
