@@ -115,7 +115,14 @@ def run(env: BenchEnv) -> dict[str, Any]:
     out: dict[str, Any] = {"rate_per_s": RATE_PER_S, "runs": {}}
     with SlackStandIn() as slack:
         # Hundreds of posts into one channel are beyond Slack's posting limits; this measures acks.
-        for method in ("chat.postMessage", "chat.update", "reactions.add", "reactions.remove"):
+        for method in (
+            "chat.postMessage",
+            "chat.update",
+            "chat.startStream",
+            "chat.stopStream",
+            "reactions.add",
+            "reactions.remove",
+        ):
             slack.limit(method, per_minute=60_000, burst=1_000)
         for socket_mode in (False, True):
             mode = "Socket Mode" if socket_mode else "HTTP"
