@@ -103,3 +103,14 @@ def test_a_pdf_dropped_into_the_panel_is_indexed_for_the_dm(driver: Driver, slac
     )
     answer = _ask_in_panel(driver, dm, ts, "How often does the Quokka protocol retry?")
     assert "7 seconds" in answer["text"]
+
+
+def test_moving_to_another_channel_with_the_panel_open_follows_it(
+    driver: Driver, slack: SlackStandIn, paper_channel: str
+) -> None:
+    empty = new_channel(slack)
+    dm, ts = _open_panel(driver, empty)
+    assert "has no documents yet" in slack.wait_for(lambda: thread_texts(slack, dm, ts))[0]
+    driver.deliver(slack.assistant_thread_context_changed_event(dm, ts, paper_channel))
+    answer = _ask_in_panel(driver, dm, ts, "What optimizer was used to train the Transformer?")
+    assert "Attention Is All You Need" in json.dumps(answer["blocks"], ensure_ascii=False)

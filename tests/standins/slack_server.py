@@ -1288,6 +1288,24 @@ class SlackStandIn:
         }
         return self.event_callback(event)
 
+    def assistant_thread_context_changed_event(self, dm: str, thread_ts: str, viewing: str) -> dict[str, Any]:
+        """The user moved to channel ``viewing`` with the panel open."""
+        self._subscribed("assistant_thread_context_changed")
+        with self._lock:
+            thread = self.state.assistant_threads[(dm, thread_ts)]
+            thread["context"] = {"channel_id": viewing, "team_id": self.state.team_id, "enterprise_id": None}
+            event = {
+                "type": "assistant_thread_context_changed",
+                "assistant_thread": {
+                    "user_id": thread["user"],
+                    "context": thread["context"],
+                    "channel_id": dm,
+                    "thread_ts": thread_ts,
+                },
+                "event_ts": self.next_ts(),
+            }
+        return self.event_callback(event)
+
     def link_shared_event(self, channel: str, message: dict[str, Any], urls: list[str]) -> dict[str, Any]:
         """``link_shared`` for a stored message's links on the app's unfurl domains (manifest.yaml)."""
         self._subscribed("link_shared")
