@@ -190,7 +190,7 @@ async def answer_in_thread(
         )
         return
     try:
-        answer = await asyncio.to_thread(
+        answer = await deps.capacity.questions.run(
             deps.citebot.ask,
             options.question,
             scope,

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -25,6 +24,7 @@ from bot import messages
 from bot.deps import Deps, log
 from bot.guard import never_silent, on_command
 from bot.incoming import Click, Command, scope_of
+from bot.queueing import ingest_turn
 from citebot.arxiv_ids import normalise_arxiv_id
 from citebot.domain import Provenance
 from citebot.errors import CitebotError
@@ -37,11 +37,19 @@ async def _is_search(command: dict[str, Any]) -> bool:
     return bool(words) and words[0].lower() == "search"
 
 
+async def _bot_is_in(client: AsyncWebClient, channel: str) -> bool:
+    try:
+        info = (await client.conversations_info(channel=channel)).get("channel") or {}
+    except SlackApiError:
+        return False
+    return bool(info.get("is_member") or info.get("is_im"))
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     @on_command(app, deps, "/arxiv", matchers=[_is_search])
     async def on_search(command: Command) -> None:
         words = command.text.split(maxsplit=1)[1] if len(command.text.split(maxsplit=1)) > 1 else ""
-        matches = await asyncio.to_thread(deps.citebot.find_arxiv, words=words)
+        matches = await deps.capacity.questions.run(deps.citebot.find_arxiv, words=words)
         text, blocks = messages.arxiv_search_blocks(words, matches)
         await command.tell(text, blocks)
 
@@ -57,10 +65,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
                     continue
             if not ids:
                 return
-            info = (await client.conversations_info(channel=channel)).get("channel") or {}
-            if not (info.get("is_member") or info.get("is_im")):
+            if not await _bot_is_in(client, channel):
                 return
-            found = await asyncio.to_thread(deps.citebot.find_arxiv, ids=list(ids)[:MAX_UNFURLS])
+            found = await deps.capacity.questions.run(deps.citebot.find_arxiv, ids=list(ids)[:MAX_UNFURLS])
             by_id = {m.arxiv_id: m for m in found}
             unfurls = {url: {"blocks": messages.unfurl_blocks(by_id[i])} for i, url in ids.items() if i in by_id}
             if unfurls:
@@ -78,11 +85,20 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
         click = Click.parse(body, action, context, respond)
         async with never_silent(deps, lambda text: click.tell(text), "arXiv add"):
-            provenance = Provenance(scope=scope_of(context, click.channel), user=click.user, source="arxiv")
-            outcome = (await asyncio.to_thread(deps.citebot.ingest_arxiv, [click.value], provenance))[0]
-            text = messages.arxiv_added_text(click.user, outcome)
+            scope = scope_of(context, click.channel)
+            provenance = Provenance(scope=scope, user=click.user, source="arxiv")
+            if not await _bot_is_in(client, click.channel):  # indexed only where the bot can answer
+                await click.tell(messages.cannot_post_text(in_dm=click.channel.startswith("D")))
+                return
             try:
-                await client.chat_postMessage(channel=click.channel, text=text, blocks=[messages.section(text)])
-            except SlackApiError as error:
+                async with ingest_turn(
+                    deps, client, scope=scope, name=f"arXiv {click.value}", user=click.user, thread_ts=None
+                ) as turn:
+                    if not turn.started:
+                        return
+                    outcome = (await deps.capacity.ingest.run(deps.citebot.ingest_arxiv, [click.value], provenance))[0]
+                text = messages.arxiv_added_text(click.user, outcome)
+                await turn.say(text, [messages.section(text)])
+            except SlackApiError as error:  # the bot cannot post there (not a member…): tell the person
                 log.info("could not post the arXiv outcome in %s: %s", click.channel, error.response.get("error"))
-                await click.tell(messages.arxiv_outcome_text(outcome))
+                await click.tell(messages.cannot_post_text(in_dm=click.channel.startswith("D")))

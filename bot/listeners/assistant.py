@@ -12,7 +12,6 @@ as any DM thread is (from the DM's documents).
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from typing import Any
 
@@ -80,7 +79,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await threads.save(channel_id=dm, thread_ts=ts, context=thread.get("context") or {})
         async with never_silent(deps, lambda text: say(text), "assistant_thread_started"):
             scope, where = await panel_scope(client, context, dm, viewed)
-            docs = await asyncio.to_thread(deps.citebot.documents, scope)
+            docs = await deps.capacity.questions.run(deps.citebot.documents, scope)
             await say(messages.panel_greeting(where, len(docs)))
             if prompts := messages.panel_prompts(docs):
                 await client.assistant_threads_setSuggestedPrompts(

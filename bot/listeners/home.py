@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import messages
 from bot.deps import Deps, log
 from bot.incoming import scope_of
+from bot.queueing import ingest_turn
 from citebot.arxiv_ids import MAX_IDS_PER_REQUEST, check_id_count
 from citebot.domain import Document, Provenance
 from citebot.errors import CitebotError
@@ -55,7 +56,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         channels = await shared_channels(client, user)
         listed: list[tuple[str, str, list[Document]]] = []
         for channel, name in sorted(channels.items(), key=lambda item: item[1])[: messages.HOME_CHANNELS]:
-            docs = await asyncio.to_thread(deps.citebot.documents, scope_of(context, channel))
+            docs = await deps.capacity.questions.run(deps.citebot.documents, scope_of(context, channel))
             listed.append((channel, name, sorted(docs, key=lambda d: d.added_at, reverse=True)))
         shown = {c: p for (u, c), p in pages.items() if u == user}
         await client.views_publish(user_id=user, view=messages.home_view(user, listed, shown, notice))
@@ -117,13 +118,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
             channel, doc_id = str(value.get("c") or ""), str(value.get("d") or "")
             channels = await shared_channels(client, user)
             scope = scope_of(context, channel)
-            docs = await asyncio.to_thread(deps.citebot.documents, scope) if channel in channels else []
+            docs = await deps.capacity.questions.run(deps.citebot.documents, scope) if channel in channels else []
             doc = next((d for d in docs if d.document_id == doc_id), None)
             if doc is None:
                 return messages.error_text("That document is no longer in a channel you share with me.")
             if doc.added_by != user:
                 return messages.error_text("Only the person who added a document can forget it from here.")
-            removed = await asyncio.to_thread(deps.citebot.forget, doc_id, scope)
+            removed = await deps.capacity.questions.run(deps.citebot.forget, doc_id, scope)
             return messages.forgot_text(removed).replace("this channel", f"#{messages.neutralise(channels[channel])}")
 
         await guarded(client, context, user, remove)
@@ -160,8 +161,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
             channels = await shared_channels(client, user)
             if channel not in channels:
                 return messages.error_text("You no longer share that channel with me.")
-            provenance = Provenance(scope=scope_of(context, channel), user=user, source="arxiv")
-            outcomes = await asyncio.to_thread(deps.citebot.ingest_arxiv, ids, provenance)
+            scope = scope_of(context, channel)
+            provenance = Provenance(scope=scope, user=user, source="arxiv")
+            name = f"arXiv {' '.join(ids)}"  # waits its turn in the channel's ingest queue, as /arxiv does
+            async with ingest_turn(deps, client, scope=scope, name=name, user=user, thread_ts=None) as turn:
+                if not turn.started:
+                    return messages.error_text("The indexing queue is full; try again in a few minutes.")
+                outcomes = await deps.capacity.ingest.run(deps.citebot.ingest_arxiv, ids, provenance)
             return "\n".join(messages.arxiv_outcome_text(o) for o in outcomes)
 
         await guarded(client, context, user, ingest)
