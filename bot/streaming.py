@@ -37,7 +37,7 @@ STREAM_FLUSH_S = 3.0  # …or text waiting this long (a short answer still appea
 MAX_STREAM_TEXT = 12_000  # Slack's limit on markdown_text per call
 # Nodes of the answer dataflow whose results the timeline shows (unknown nodes are ignored).
 DOCUMENTS_NODE = "visible_document_ids"
-PASSAGE_NODES = ("relevant_passages", "reranked_passages")
+PASSAGE_NODES = ("relevant_passages",)  # what the answer reads, after the second ranking stage
 # Errors that mean "this workspace/app cannot stream": no point trying again for a while.
 REFUSALS_REMEMBERED_S = 600.0
 _refused: dict[str, float] = {}  # workspace -> until (monotonic)
