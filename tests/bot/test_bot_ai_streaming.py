@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -63,7 +64,7 @@ def test_an_answer_streams_with_a_task_timeline_then_sources_and_feedback(
     assert tasks["search"] == {"title": f"Searching 1 document in #{name}", "status": "complete"}
     assert tasks["rerank"]["title"].startswith("Reranked to ") and tasks["rerank"]["title"].endswith(" passages")
     assert tasks["write"] == {"title": "Picking the supporting sentences", "status": "complete"}  # offline
-    assert "[1]" in answer["text"] and "Thinking" not in answer["text"]
+    assert re.search(r"\[\d+\]", answer["text"]) and "Thinking" not in answer["text"]
     shown = json.dumps(answer["blocks"], ensure_ascii=False)
     assert "*Sources*" in shown and "Attention Is All You Need" in shown
     assert answer["blocks"][-1]["type"] == "context_actions"
