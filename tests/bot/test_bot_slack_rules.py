@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -241,7 +242,7 @@ def test_ask_options_are_leading_flags_only(driver: Driver, slack: SlackStandIn,
 
 
 def test_an_answer_slack_still_refuses_is_sent_as_text(driver: Driver, slack: SlackStandIn, indexed_channel: str) -> None:
-    slack.max_block_text = 400
+    slack.max_block_text = 100  # below even a streamed answer's Sources and feedback blocks
     try:
         driver.command("/ask", "How many attention heads were used?", indexed_channel)
         post = slack.wait_for(
@@ -250,7 +251,7 @@ def test_an_answer_slack_still_refuses_is_sent_as_text(driver: Driver, slack: Sl
         answer = driver.final_reply(indexed_channel, post["ts"])
     finally:
         slack.max_block_text = 12_000
-    assert answer.get("blocks") in (None, []) and "Sources:" in answer["text"] and "[1]" in answer["text"]
+    assert answer.get("blocks") in (None, []) and "Sources:" in answer["text"] and re.search(r"\[\d+\]", answer["text"])
 
 
 # --- issue 17.2: links from documents show their target ---------------------------------------------
