@@ -92,3 +92,7 @@ class NotARegularFile(CitebotError):
 
 class TooManyIds(CitebotError):
     """More arXiv IDs in one request than citebot takes at a time."""
+
+
+class WeaviateUnavailable(CitebotError):
+    """The embedded Weaviate cannot be started or reached (another program holds it, ports)."""

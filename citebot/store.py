@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -32,12 +34,11 @@ from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
 from weaviate.collections import Collection
-from weaviate.embedded import EmbeddedOptions
 
 from citebot.domain import Chunk, Document, Passage, Scope
 from citebot.errors import DocumentNotFound, EmbeddingModelMismatch, StoreFailed
 from citebot.settings import WEAVIATE_CLOUD_DOMAINS, Settings
-from citebot.weaviate_server import WEAVIATE_VERSION, server_environment
+from citebot.weaviate_server import EmbeddedServer, acquire_embedded
 
 _NS = uuid.UUID("6f1c52b4-7d0e-4c59-9a43-0b7f1d1c2b7e")
 STALE_INGEST_AFTER = timedelta(minutes=30)
@@ -78,22 +79,48 @@ def weaviate_nodes(settings: Settings) -> list[WeaviateNode]:
     return nodes
 
 
+class EmbeddedClient(weaviate.WeaviateClient):
+    """A client of the embedded server this process registered with; closing it releases the
+    registration (the server stops when no citebot process uses it any more)."""
+
+    def __init__(self, server: EmbeddedServer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.server = server
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.server.release()
+
+
 def connect(settings: Settings) -> weaviate.WeaviateClient:
     """Weaviate Embedded by default; a server (local, compose, cluster) or Weaviate Cloud by URL;
     with several nodes in WEAVIATE_URL, the first of them that accepts the connection."""
     if not settings.weaviate_url:
-        options = EmbeddedOptions(
-            persistence_data_path=str(settings.data_dir) + "/weaviate",
-            binary_path=settings.weaviate_binary_dir,
-            version=WEAVIATE_VERSION,
-            port=settings.weaviate_embedded_port,
-            grpc_port=settings.weaviate_embedded_grpc_port,
-            additional_env_vars=server_environment(
-                str(settings.data_dir) + "/weaviate", settings.weaviate_embedded_port, settings.weaviate_embedded_grpc_port
-            ),
+        server = acquire_embedded(
+            Path(settings.data_dir) / "weaviate",
+            settings.weaviate_binary_dir,
+            settings.weaviate_embedded_port,
+            settings.weaviate_embedded_grpc_port,
         )
-        client = weaviate.WeaviateClient(embedded_options=options, additional_config=_client_config(settings))
-        client.connect()
+        client: weaviate.WeaviateClient = EmbeddedClient(
+            server,
+            connection_params=weaviate.connect.ConnectionParams.from_params(
+                http_host="127.0.0.1",
+                http_port=server.http_port,
+                http_secure=False,
+                grpc_host="127.0.0.1",
+                grpc_port=server.grpc_port,
+                grpc_secure=False,
+            ),
+            additional_config=_client_config(settings),
+        )
+        try:
+            client.connect()
+        except BaseException:
+            server.release()
+            raise
         return client
     nodes = weaviate_nodes(settings)
     for node in nodes[:-1]:
@@ -167,6 +194,7 @@ class Store:
         self.meta: Collection = collection("Meta")
         self.events: Collection = collection("Event")
         self.feedback: Collection = collection("Feedback")
+        self.leases: Collection = collection("Lease")
 
     # ---- schema -------------------------------------------------------------------------
     def _ensure_schema(self) -> None:
@@ -218,6 +246,15 @@ class Store:
                     Property(name="at", data_type=DataType.DATE),
                     _text("owner", True),
                     _text("state", True),
+                ],
+                vector_config=Configure.Vectors.self_provided(),
+            ),
+            "Lease": dict(
+                properties=[
+                    _text("key", True),
+                    Property(name="generation", data_type=DataType.INT),
+                    _text("owner", True),
+                    Property(name="until", data_type=DataType.DATE),
                 ],
                 vector_config=Configure.Vectors.self_provided(),
             ),
@@ -531,6 +568,65 @@ class Store:
 
     def feedback_rows(self) -> list[dict[str, Any]]:
         return [dict(o.properties) for o in self.feedback.iterator()]
+
+    # ---- leases: claims that hold across processes and expire when their holder dies ----------
+    def acquire_lease(
+        self, key: str, owner: str, ttl: timedelta, abandoned: Callable[[str], bool] = lambda owner: False
+    ) -> Lease | None:
+        """Hold ``key`` for ``ttl`` (renew it to keep it), or None while someone else holds it.
+
+        Each holder writes a new generation (``object_id("lease", key, n)``): the insert of a given
+        generation succeeds for one process only (Weaviate refuses an existing id with 422), so
+        of two processes taking over the same expired lease one wins; the winner then reads the
+        lease back (after ``CLAIM_SETTLE_S``, as ``claim`` does) and holds it only if it is its own. ``abandoned(owner)``
+        says an unexpired lease is known dead (its holder was in this process and is gone)."""
+        current = self._latest_lease(key)
+        if current is not None:
+            held_by, until = current.properties.get("owner") or "", current.properties.get("until")
+            if held_by and isinstance(until, datetime) and until > datetime.now(UTC) and not abandoned(held_by):
+                return None
+        generation = int(current.properties["generation"]) + 1 if current is not None else 0
+        properties = {"key": key, "generation": generation, "owner": owner, "until": datetime.now(UTC) + ttl}
+        try:
+            self.leases.data.insert(properties, uuid=object_id("lease", key, str(generation)))
+        except weaviate.exceptions.UnexpectedStatusCodeError as error:
+            if error.status_code == 422 and "already exists" in str(error):
+                return None
+            raise
+        time.sleep(CLAIM_SETTLE_S)  # a concurrent insert of the same generation (a cluster) lands meanwhile
+        latest = self._latest_lease(key)
+        if latest is None or int(latest.properties["generation"]) != generation or latest.properties["owner"] != owner:
+            return None  # another holder of this or a later generation (we read a stale "latest")
+        return Lease(key, owner, generation)
+
+    def renew_lease(self, lease: Lease, ttl: timedelta) -> bool:
+        """Extend a lease; False if it was lost (it expired and another process took it over)."""
+        latest = self._latest_lease(lease.key)
+        if latest is None or int(latest.properties["generation"]) != lease.generation:
+            return False
+        if latest.properties.get("owner") != lease.owner:
+            return False
+        self.leases.data.update(uuid=latest.uuid, properties={"until": datetime.now(UTC) + ttl})
+        return True
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give a lease up (it stays as a record, expired, so generations only grow)."""
+        latest = self._latest_lease(lease.key)
+        if latest is not None and int(latest.properties["generation"]) == lease.generation:
+            self.leases.data.update(uuid=latest.uuid, properties={"owner": "", "until": datetime.now(UTC)})
+
+    def _latest_lease(self, key: str) -> Any:
+        result = self.leases.query.fetch_objects(
+            filters=Filter.by_property("key").equal(key), sort=Sort.by_property("generation", ascending=False), limit=1
+        )
+        return result.objects[0] if result.objects else None
+
+
+@dataclass(frozen=True)
+class Lease:
+    key: str
+    owner: str
+    generation: int
 
 
 def _document(p: dict[str, Any]) -> Document:

@@ -16,9 +16,13 @@ built once and shared by all threads.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from hamilton import driver
@@ -34,7 +38,7 @@ from citebot.llm import ChatModel, build_chat_model
 from citebot.parse_workers import ParseBudget, ParsePool
 from citebot.reranker import Reranker, build_reranker
 from citebot.settings import TOP_K_MAX, TOP_K_MIN, Settings, SettingsError
-from citebot.store import Store
+from citebot.store import Lease, Store
 from dataflows import arxiv_source, pdf_ingestion, retrieval
 
 log = logging.getLogger(__name__)
@@ -161,6 +165,60 @@ def ask_inputs(
     }
 
 
+# An ingest holds its document's lease in Weaviate (``Store.acquire_lease``) and renews it every
+# INGEST_LEASE / 6; a holder that dies stops renewing and the lease expires. Another ingest of the
+# same bytes waits (up to INGEST_WAIT_S) and then reports the document already indexed.
+INGEST_LEASE = timedelta(seconds=30)
+INGEST_WAIT_S = 180.0
+INGEST_POLL_S = 1.0
+# Lease owners are "<host>:<pid>:<random>"; the ones this process holds right now:
+_PROCESS = f"{socket.gethostname()}:{os.getpid()}:"
+_held_here: set[str] = set()
+_held_lock = threading.Lock()
+
+
+def _new_owner() -> str:
+    return _PROCESS + uuid.uuid4().hex[:12]
+
+
+def _abandoned(owner: str) -> bool:
+    """A lease of this very process that no thread holds any more (its holder was closed half-way,
+    e.g. when Weaviate went down): no need to wait for it to expire."""
+    with _held_lock:
+        return owner.startswith(_PROCESS) and owner not in _held_here
+
+
+class _HeldLease:
+    """A lease renewed by a background thread until ``release()``."""
+
+    def __init__(self, store: Store, lease: Lease, ttl: timedelta) -> None:
+        self.store, self.lease, self.ttl = store, lease, ttl
+        self.lost = False
+        self._stop = threading.Event()
+        with _held_lock:
+            _held_here.add(lease.owner)
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{lease.key[:20]}", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl.total_seconds() / 6):
+            try:
+                if not self.store.renew_lease(self.lease, self.ttl):
+                    self.lost = True
+                    log.warning("lost the lease %s (this process stalled for longer than %s)", self.lease.key, self.ttl)
+                    return
+            except Exception:  # Weaviate unreachable for a moment: try again at the next tick
+                log.warning("could not renew the lease %s", self.lease.key, exc_info=True)
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        with _held_lock:
+            _held_here.discard(self.lease.owner)
+        if not self.lost:
+            self.store.release_lease(self.lease)
+
+
 class Citebot:
     def __init__(self, settings: Settings) -> None:
         if settings.rerank not in ("on", "off"):
@@ -180,8 +238,7 @@ class Citebot:
         self.drivers = build_drivers(self.timer, "llm" if self.chat_model else "extractive", settings.rerank)
         self._pool: ParsePool | None = None
         self._pool_lock = threading.Lock()
-        self._in_progress: set[str] = set()
-        self._in_progress_lock = threading.Lock()
+        self.ingest_lease = INGEST_LEASE
         self._remove_stale_ingests()
 
     # ---- ingestion -------------------------------------------------------------------------
@@ -234,23 +291,24 @@ class Citebot:
         # Phase 1 (cheap): the document's identity. Known bytes are not parsed or embedded again.
         known = dr.execute(["checked_pdf", "document_id", "source_metadata"], inputs=inputs, overrides=overrides or {})
         doc_id = known["document_id"]
-        with self._in_progress_lock:
-            if doc_id in self._in_progress:
-                raise CitebotError("That document is being indexed right now; ask about it in a minute.")
-            self._in_progress.add(doc_id)
+        lease = self._claim_ingest(doc_id)  # waits while another thread or process indexes it
+        if lease is None:
+            existing = self.store.get_document(doc_id)
+            if existing is None:
+                raise CitebotError("That document could not be indexed just now; please try again.")
+            return self._already_present(existing, provenance.scope, started)
         try:
             existing = self.store.get_document(doc_id)
             if existing and existing.status == "ready":
                 return self._already_present(existing, provenance.scope, started)
-            if existing:  # an ingest that died half-way (crash, Weaviate restart): start over
+            if existing:  # an ingest that died half-way (crash, killed process): its lease expired; start over
                 self.store.remove_document(doc_id)
             # Phase 2: parse, chunk, embed, store.
             result: IngestResult = dr.execute(["ingest_result"], inputs=inputs, overrides={**(overrides or {}), **known})[
                 "ingest_result"
             ]
         finally:
-            with self._in_progress_lock:
-                self._in_progress.discard(doc_id)
+            self._release(lease)
         result.seconds = round(time.perf_counter() - started, 3)
         result.timings = {
             **{k: round(v, 4) for k, v in self.timer.timings.items()},
@@ -270,10 +328,43 @@ class Citebot:
                 self._pool = ParsePool(self.settings.parse_workers, self.settings.parse_memory_mb)
             return self._pool
 
+    # ---- the ingest claim: one ingest per document across threads, processes and replicas ----
+    def _claim_ingest(self, doc_id: str) -> _HeldLease | None:
+        """Hold the document's ingest lease (renewed in the background until released), or None
+        once another holder has made the document ready. Waits while a live holder works on it;
+        a holder that died stops renewing and its lease expires after ``ingest_lease``."""
+        deadline = time.monotonic() + INGEST_WAIT_S
+        while True:
+            lease = self.store.acquire_lease(f"ingest:{doc_id}", _new_owner(), self.ingest_lease, _abandoned)
+            if lease is not None:
+                return _HeldLease(self.store, lease, self.ingest_lease)
+            existing = self.store.get_document(doc_id)
+            if existing is not None and existing.status == "ready":
+                return None
+            if time.monotonic() > deadline:
+                raise CitebotError("That document is being indexed right now; ask about it in a minute.")
+            time.sleep(INGEST_POLL_S)
+
+    def _release(self, held: _HeldLease) -> None:
+        try:
+            held.release()
+        except Exception:  # Weaviate down: the lease expires by itself
+            log.warning("could not release the ingest lease %s", held.lease.key, exc_info=True)
+
     def _remove_stale_ingests(self) -> None:
-        for doc_id in self.store.stale_ingests():
-            log.warning("removing half-ingested document %s", doc_id)
-            self.store.remove_document(doc_id)
+        """Remove documents whose ingest died half-way, but never one a live process is indexing."""
+        for doc_id in self.store.stale_ingests(older_than=self.ingest_lease):
+            lease = self.store.acquire_lease(f"ingest:{doc_id}", _new_owner(), self.ingest_lease, _abandoned)
+            if lease is None:
+                continue
+            held = _HeldLease(self.store, lease, self.ingest_lease)
+            try:
+                doc = self.store.get_document(doc_id)
+                if doc is not None and doc.status != "ready":
+                    log.warning("removing half-ingested document %s", doc_id)
+                    self.store.remove_document(doc_id)
+            finally:
+                self._release(held)
 
     # ---- questions -------------------------------------------------------------------------
     def ask(
