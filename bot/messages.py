@@ -484,6 +484,46 @@ def _docs_blocks(docs: list[Document], page: int) -> tuple[str, list[Block]]:
     return f"{len(docs)} documents in this channel (page {page + 1} of {pages})", blocks
 
 
+FORGET_CONFIRM, FORGET_CANCEL = "citebot_forget_confirm", "citebot_forget_cancel"
+
+
+def _who(user: str) -> str:
+    return f"<@{user}>" if re.fullmatch(r"[UW][A-Z0-9]+", user or "") else neutralise(user or "?")
+
+
+def forget_prompt(doc: Document, adder: str, asker: str) -> tuple[str, list[Block]]:
+    """The ephemeral "remove this document?" with Remove / Cancel buttons; Remove carries the full
+    id and who may press it (``asker``, checked when the command was typed)."""
+    title = neutralise(doc.title or doc.document_id)
+    text = f"Remove *{title}* from this channel?"
+    detail = (
+        f"{doc.pages} pages · added by {_who(adder)} · id `{neutralise(doc.document_id[:12])}`\n"
+        "Nobody here can ask about it afterwards; share it again to bring it back."
+    )
+    buttons = [
+        {
+            "type": "button",
+            "action_id": FORGET_CONFIRM,
+            "style": "danger",
+            "text": {"type": "plain_text", "text": "Remove"},
+            "value": json.dumps({"d": doc.document_id, "u": asker}),
+        },
+        {"type": "button", "action_id": FORGET_CANCEL, "text": {"type": "plain_text", "text": "Cancel"}, "value": "-"},
+    ]
+    blocks = [section(f"{text}\n{detail}"), {"type": "actions", "block_id": "citebot-forget", "elements": buttons}]
+    return text, blocks
+
+
+def forget_refused_text(doc: Document, adder: str) -> str:
+    return (
+        f":x: Only {_who(adder)}, who added *{neutralise(doc.title or doc.document_id)}* here, "
+        "or a workspace admin can remove it from this channel."
+    )
+
+
+FORGET_CANCELLED = "Nothing was removed."
+
+
 def forgot_text(doc: Document) -> str:
     return f":wastebasket: Removed *{neutralise(doc.title or doc.document_id)}* from this channel ({doc.chunks} chunks)."
 

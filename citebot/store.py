@@ -569,6 +569,22 @@ class Store:
     def feedback_rows(self) -> list[dict[str, Any]]:
         return [dict(o.properties) for o in self.feedback.iterator()]
 
+    # ---- who added a document to a scope (who may forget it there) ---------------------------
+    def record_adder(self, document_id: str, scope: Scope, user: str) -> None:
+        uid = object_id("adder", document_id, scope.key)
+        properties = {"key": f"adder:{document_id}:{scope.key}", "value": user}
+        if self.meta.data.exists(uid):
+            self.meta.data.replace(uuid=uid, properties=properties)
+        else:
+            self.meta.data.insert(properties, uuid=uid)
+
+    def adder(self, document_id: str, scope: Scope) -> str | None:
+        found = self.meta.query.fetch_object_by_id(object_id("adder", document_id, scope.key))
+        return found.properties["value"] if found else None
+
+    def forget_adder(self, document_id: str, scope: Scope) -> None:
+        self.meta.data.delete_by_id(object_id("adder", document_id, scope.key))
+
     # ---- leases: claims that hold across processes and expire when their holder dies ----------
     def acquire_lease(
         self, key: str, owner: str, ttl: timedelta, abandoned: Callable[[str], bool] = lambda owner: False

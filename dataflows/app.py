@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -28,11 +29,11 @@ from typing import Any
 from hamilton import driver
 from hamilton.lifecycle import api as lifecycle
 
-from citebot.arxiv_ids import check_id_count
+from citebot.arxiv_ids import check_id_count, normalise_arxiv_id, without_version
 from citebot.arxiv_search import ArxivMatch, find_papers
 from citebot.domain import Answer, ArxivOutcome, Document, IngestResult, Mode, Provenance, Scope
 from citebot.embeddings import Embedder, build_embedder
-from citebot.errors import CitebotError, DocumentNotFound
+from citebot.errors import CitebotError, DocumentNotFound, InvalidArxivId
 from citebot.failover import close_store, open_store
 from citebot.llm import ChatModel, build_chat_model
 from citebot.parse_workers import ParseBudget, ParsePool
@@ -219,6 +220,16 @@ class _HeldLease:
             self.store.release_lease(self.lease)
 
 
+# What /forget and `citebot forget` accept as naming a document (a meaningful match only).
+MIN_ID_PREFIX = 6
+MIN_TITLE_WORD = 3
+_WORD = re.compile(r"\w+")
+FORGET_HOW = (
+    f"Name it by at least {MIN_ID_PREFIX} characters of its id, its arXiv ID, or whole words of its title "
+    "(`/docs` or `citebot docs` lists them)."
+)
+
+
 class Citebot:
     def __init__(self, settings: Settings) -> None:
         if settings.rerank not in ("on", "off"):
@@ -276,7 +287,7 @@ class Citebot:
         arxiv_id = self.drivers["arxiv"].execute(["arxiv_id"], inputs=inputs)["arxiv_id"]
         existing = self.store.find_by_arxiv_id(arxiv_source.without_version(arxiv_id))
         if existing:
-            return self._already_present(existing, provenance.scope, started)
+            return self._already_present(existing, provenance, started)
         return self._ingest("arxiv", inputs, arxiv_provenance, overrides={"arxiv_id": arxiv_id})
 
     def _ingest(
@@ -296,11 +307,11 @@ class Citebot:
             existing = self.store.get_document(doc_id)
             if existing is None:
                 raise CitebotError("That document could not be indexed just now; please try again.")
-            return self._already_present(existing, provenance.scope, started)
+            return self._already_present(existing, provenance, started)
         try:
             existing = self.store.get_document(doc_id)
             if existing and existing.status == "ready":
-                return self._already_present(existing, provenance.scope, started)
+                return self._already_present(existing, provenance, started)
             if existing:  # an ingest that died half-way (crash, killed process): its lease expired; start over
                 self.store.remove_document(doc_id)
             # Phase 2: parse, chunk, embed, store.
@@ -309,6 +320,7 @@ class Citebot:
             ]
         finally:
             self._release(lease)
+        self.store.record_adder(doc_id, provenance.scope, provenance.user)
         result.seconds = round(time.perf_counter() - started, 3)
         result.timings = {
             **{k: round(v, 4) for k, v in self.timer.timings.items()},
@@ -316,8 +328,9 @@ class Citebot:
         }
         return result
 
-    def _already_present(self, doc: Document, scope: Scope, started: float) -> IngestResult:
-        self.store.add_scope(doc.document_id, scope)
+    def _already_present(self, doc: Document, provenance: Provenance, started: float) -> IngestResult:
+        if self.store.add_scope(doc.document_id, provenance.scope):
+            self.store.record_adder(doc.document_id, provenance.scope, provenance.user)
         return IngestResult(document=doc, already_present=True, seconds=round(time.perf_counter() - started, 3))
 
     def _parse_pool(self) -> ParsePool:
@@ -430,23 +443,56 @@ class Citebot:
     def documents(self, scope: Scope) -> list[Document]:
         return self.store.visible_documents(scope)
 
-    def forget(self, doc: str, scope: Scope) -> Document:
-        """Remove a document (by id, id prefix, arXiv id or title words) from ``scope``; its data
-        is deleted when no scope refers to it any more."""
-        wanted = doc.strip().lower()
-        if not wanted:
-            raise DocumentNotFound("Say which document: `/forget <title words, arXiv ID or document ID>`.")
+    def find_document(self, doc: str, scope: Scope) -> Document:
+        """The one document visible in ``scope`` that ``doc`` names, by a meaningful match only: at
+        least MIN_ID_PREFIX characters of its id, its arXiv ID, or whole words of its title (at
+        least one of them MIN_TITLE_WORD characters long). Raises DocumentNotFound otherwise."""
+        text = " ".join(doc.split())
+        if not text:
+            raise DocumentNotFound(FORGET_HOW)
         visible = self.documents(scope)
-        matches = [d for d in visible if d.document_id.startswith(wanted) or (d.arxiv_id and d.arxiv_id == wanted)]
+        wanted = text.lower()
+        matches: list[Document] = []
+        if len(wanted) >= MIN_ID_PREFIX and re.fullmatch(r"[0-9a-f]+", wanted):
+            matches = [d for d in visible if d.document_id.startswith(wanted)]
         if not matches:
-            matches = [d for d in visible if wanted in d.title.lower()]
+            try:
+                arxiv_id = without_version(normalise_arxiv_id(text))
+            except InvalidArxivId:
+                arxiv_id = ""
+            matches = [d for d in visible if arxiv_id and without_version(d.arxiv_id or "") == arxiv_id]
+        words = _WORD.findall(wanted)
+        if not matches and any(len(w) >= MIN_TITLE_WORD for w in words):
+            matches = [d for d in visible if set(words) <= set(_WORD.findall(d.title.lower()))]
         if not matches:
-            raise DocumentNotFound(f"No document here matches `{doc.strip()[:80]}`. `/docs` lists them.")
+            raise DocumentNotFound(f"No document here matches `{text[:80]}`. {FORGET_HOW}")
         if len(matches) > 1:
-            titles = "; ".join(d.title for d in matches[:5])
-            raise DocumentNotFound(f"`{doc.strip()[:80]}` matches {len(matches)} documents ({titles}); be more specific.")
-        self.store.remove_scope(matches[0].document_id, scope)
+            listed = "; ".join(f"{d.title} (id {d.document_id[: MIN_ID_PREFIX + 2]})" for d in matches[:5])
+            raise DocumentNotFound(f"`{text[:80]}` matches {len(matches)} documents ({listed}); be more specific.")
         return matches[0]
+
+    def forget(self, doc: str, scope: Scope) -> Document:
+        """Remove the document ``doc`` names (see ``find_document``) from ``scope``; its data is
+        deleted when no scope refers to it any more."""
+        return self.forget_document(self.find_document(doc, scope).document_id, scope)
+
+    def visible_document(self, document_id: str, scope: Scope) -> Document:
+        """The document with this full id, if it is visible in ``scope``."""
+        found = self.store.get_document(document_id)
+        if found is None or found.status != "ready" or scope.key not in found.scopes:
+            raise DocumentNotFound("That document is not in this channel any more.")
+        return found
+
+    def forget_document(self, document_id: str, scope: Scope) -> Document:
+        """Remove one document, by its full id, from ``scope`` (a confirmed Slack /forget)."""
+        found = self.visible_document(document_id, scope)
+        self.store.remove_scope(document_id, scope)
+        self.store.forget_adder(document_id, scope)
+        return found
+
+    def added_by(self, doc: Document, scope: Scope) -> str:
+        """Who added ``doc`` to ``scope`` (who may forget it there besides an admin)."""
+        return self.store.adder(doc.document_id, scope) or doc.added_by
 
     # ---- events and feedback ------------------------------------------------------------------
     def claim_event(self, key: str) -> bool:

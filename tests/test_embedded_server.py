@@ -153,9 +153,8 @@ def test_a_server_left_by_an_older_citebot_is_stopped_not_fought(tmp_path: Path)
     data.mkdir()
     orphan_env = {**os.environ, **server_environment(data, http, grpc)}
     # started in the background by a shell that exits at once: its parent is gone, as after a kill -9
-    subprocess.run(
-        ["sh", "-c", f'"{binary}" --host 127.0.0.1 --port {http} --scheme http >/dev/null 2>&1 &'], env=orphan_env, check=True
-    )
+    orphan_command = f'"{binary}" --host 127.0.0.1 --port {http} --scheme http >/dev/null 2>&1 &'
+    subprocess.run(["sh", "-c", orphan_command], env=orphan_env, check=True)
     wait_until(lambda: ready(http), 60, "the orphan is serving")
     [orphan] = weaviates_serving(tmp_path)
 

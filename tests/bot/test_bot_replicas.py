@@ -33,9 +33,7 @@ def replicas(bot_settings: Settings, slack: SlackStandIn) -> Iterator[list[Drive
         bot.close()
 
 
-def test_one_pdf_shared_in_two_channels_on_two_replicas_is_indexed_once(
-    replicas: list[Driver], slack: SlackStandIn
-) -> None:
+def test_one_pdf_shared_in_two_channels_on_two_replicas_is_indexed_once(replicas: list[Driver], slack: SlackStandIn) -> None:
     channels = [new_channel(slack), new_channel(slack)]
     shares = [share_file(slack, channel, BERT.read_bytes(), "bert.pdf") for channel in channels]
     for replica, (_, payload) in zip(replicas, shares, strict=True):

@@ -86,6 +86,7 @@ METHOD_TIERS = {
     "views.publish": 4,
     "views.open": 4,
     "chat.unfurl": 3,
+    "users.info": 4,
 }
 POST_PER_CHANNEL_PER_S, POST_CHANNEL_BURST = 1.0, 10  # chat.postMessage: ~1/s per channel, short bursts
 POST_PER_WORKSPACE_PER_MIN = 300  # "several hundred per minute"
@@ -110,6 +111,7 @@ METHOD_SCOPES: dict[str, str | dict[str, str]] = {
     "files.info": "files:read",
     "reactions.add": "reactions:write",
     "reactions.remove": "reactions:write",
+    "users.info": "users:read",
     "conversations.replies": {
         "public": "channels:history",
         "private": "groups:history",
@@ -311,6 +313,8 @@ class SlackStandIn:
         self.api_calls: list[ApiCall] = []
         self.responses: list[dict[str, Any]] = []  # posted to response_url or chat.postEphemeral
         self.acks: dict[str, Ack] = {}
+        self.users: dict[str, dict[str, Any]] = {}  # user id -> users.info fields set by add_user
+        self._response_urls: dict[str, tuple[str, str]] = {}  # response_url path -> (user, channel)
         self.sent: dict[str, float] = {}  # envelope_id -> when sent
         self._lock = threading.RLock()
         self._ts = itertools.count(1)
@@ -350,6 +354,7 @@ class SlackStandIn:
         app.router.add_get("/files-pri/{key}/download/{name}", self._download)
         app.router.add_get("/files-pri/{key}/{name}", self._download)
         app.router.add_post("/hooks/commands/{rest:.*}", self._response_url)
+        app.router.add_post("/hooks/actions/{rest:.*}", self._response_url)
         app.router.add_get("/link/", self._socket)
 
         async def remember_loop(_: web.Application) -> None:
@@ -1088,6 +1093,35 @@ class SlackStandIn:
                 info["is_member"] = channel.member
             return {"ok": True, "channel": info}
 
+    def add_user(self, user_id: str, *, is_admin: bool = False, is_owner: bool = False) -> None:
+        """A workspace member with the given role (any other U… id is a plain member)."""
+        self.users[user_id] = {"is_admin": is_admin or is_owner, "is_owner": is_owner}
+
+    def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user", "")
+        if not user_id:
+            return {"ok": False, "error": "invalid_arguments"}
+        if user_id not in self.users and not (user_id[:1] in "UW" and user_id[1:].isalnum() and user_id.isupper()):
+            return {"ok": False, "error": "user_not_found"}
+        role = self.users.get(user_id, {"is_admin": False, "is_owner": False})
+        return {
+            "ok": True,
+            "user": {
+                "id": user_id,
+                "team_id": self.state.team_id,
+                "name": user_id.lower(),
+                "deleted": False,
+                "is_bot": False,
+                "is_app_user": False,
+                "is_admin": role["is_admin"],
+                "is_owner": role["is_owner"],
+                "is_primary_owner": False,
+                "is_restricted": False,
+                "is_ultra_restricted": False,
+                "updated": int(time.time()),
+            },
+        }
+
     def _m_files_info(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             stored = self.state.files.get(args.get("file", ""))
@@ -1111,9 +1145,17 @@ class SlackStandIn:
         return web.Response(body=stored.content, content_type=stored.meta["mimetype"])
 
     async def _response_url(self, request: web.Request) -> web.Response:
+        """A post to a response_url. An ephemeral one (the default) becomes a message only the user
+        who acted sees: it gets a ``message_ts``, and ``click_ephemeral`` can press its buttons."""
         body = await request.json()
+        record: dict[str, Any] = {"via": "response_url", "path": request.path, **body}
         with self._lock:
-            self.responses.append({"via": "response_url", "path": request.path, **body})
+            owner = self._response_urls.get(request.path)
+            if owner is not None:
+                record["user"], record["channel"] = owner
+            if body.get("response_type", "ephemeral") == "ephemeral" and not body.get("delete_original"):
+                record["message_ts"] = self.next_ts()
+            self.responses.append(record)
         return web.Response(text="ok")
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
@@ -1212,8 +1254,15 @@ class SlackStandIn:
     def response_url(self) -> str:
         return f"{self.url}/hooks/commands/{self.state.team_id}/{next(self._ts)}/{uuid.uuid4().hex[:24]}"
 
+    def _owned_response_url(self, kind: str, user: str, channel: str) -> str:
+        url = f"{self.url}/hooks/{kind}/{self.state.team_id}/{next(self._ts)}/{uuid.uuid4().hex[:24]}"
+        with self._lock:
+            self._response_urls[url.removeprefix(self.url)] = (user, channel)
+        return url
+
     def slash_command(self, command: str, text: str, *, channel: str, user: str = "U111") -> dict[str, str]:
         channel_obj = self.state.channels.get(channel)
+        response_url = self._owned_response_url("commands", user, channel)
         return {
             "token": "verification_token",
             "team_id": self.state.team_id,
@@ -1226,7 +1275,7 @@ class SlackStandIn:
             "text": text,
             "api_app_id": self.app_id,
             "is_enterprise_install": "false",
-            "response_url": self.response_url(),
+            "response_url": response_url,
             "trigger_id": f"{next(self._ts)}.{next(self._ts)}.{uuid.uuid4().hex}",
         }
 
@@ -1448,4 +1497,52 @@ class SlackStandIn:
             "state": {"values": {}},
             "response_url": self.response_url(),
             "actions": [action | {"action_ts": f"{time.time():.6f}"}],
+        }
+
+    def click_ephemeral(self, response: dict[str, Any], action_id: str) -> dict[str, Any]:
+        """The ``block_actions`` payload Slack sends when the user who saw an ephemeral response
+        (``response`` from ``responses``) presses its button ``action_id``. As in Slack, only that
+        user can press it, the payload has no ``message`` (Slack keeps no copy of ephemeral
+        messages) and ``container.is_ephemeral`` is true."""
+        if "message_ts" not in response or "user" not in response:
+            raise AssertionError("not an ephemeral message that a user saw")
+        found = [
+            (block.get("block_id", ""), element)
+            for block in response.get("blocks") or []
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if element.get("action_id") == action_id
+        ]
+        if not found:
+            raise AssertionError(f"the message has no button {action_id!r}")
+        block_id, element = found[0]
+        user, channel = response["user"], response["channel"]
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": self.state.team_id},
+            "api_app_id": self.app_id,
+            "token": "verification_token",
+            "container": {
+                "type": "message",
+                "message_ts": response["message_ts"],
+                "channel_id": channel,
+                "is_ephemeral": True,
+            },
+            "trigger_id": f"{next(self._ts)}.{uuid.uuid4().hex}",
+            "team": {"id": self.state.team_id, "domain": "standin"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel, "name": self.state.channels[channel].name if channel in self.state.channels else ""},
+            "response_url": self._owned_response_url("actions", user, channel),
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "text": element.get("text"),
+                    "value": element.get("value", ""),
+                    "type": element.get("type", "button"),
+                    **({"style": element["style"]} if "style" in element else {}),
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
         }
