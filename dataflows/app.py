@@ -212,8 +212,9 @@ class _HeldLease:
                 log.warning("could not renew the lease %s", self.lease.key, exc_info=True)
 
     def release(self) -> None:
+        """Stop renewing and give the lease up (a renewal under way cannot re-take it: a released
+        lease has no owner)."""
         self._stop.set()
-        self._thread.join()
         with _held_lock:
             _held_here.discard(self.lease.owner)
         if not self.lost:
@@ -311,6 +312,7 @@ class Citebot:
         try:
             existing = self.store.get_document(doc_id)
             if existing and existing.status == "ready":
+                self._release(lease)
                 return self._already_present(existing, provenance, started)
             if existing:  # an ingest that died half-way (crash, killed process): its lease expired; start over
                 self.store.remove_document(doc_id)
@@ -318,8 +320,10 @@ class Citebot:
             result: IngestResult = dr.execute(["ingest_result"], inputs=inputs, overrides={**(overrides or {}), **known})[
                 "ingest_result"
             ]
-        finally:
-            self._release(lease)
+        except BaseException:
+            self._release(lease, wait=False)  # Weaviate may be down: never hold the user up for it
+            raise
+        self._release(lease)
         self.store.record_adder(doc_id, provenance.scope, provenance.user)
         result.seconds = round(time.perf_counter() - started, 3)
         result.timings = {
@@ -358,11 +362,22 @@ class Citebot:
                 raise CitebotError("That document is being indexed right now; ask about it in a minute.")
             time.sleep(INGEST_POLL_S)
 
-    def _release(self, held: _HeldLease) -> None:
-        try:
-            held.release()
-        except Exception:  # Weaviate down: the lease expires by itself
-            log.warning("could not release the ingest lease %s", held.lease.key, exc_info=True)
+    def _release(self, held: _HeldLease, wait: bool = True) -> None:
+        """Release the lease; ``wait=False``: in the background (after a failure Weaviate may be
+        down, and its client retries for a minute; the lease expires by itself anyway)."""
+
+        def release() -> None:
+            try:
+                held.release()
+            except Exception:
+                log.warning("could not release the ingest lease %s", held.lease.key, exc_info=True)
+
+        if wait:
+            release()
+        else:
+            with _held_lock:
+                _held_here.discard(held.lease.owner)  # this process may take it over at once
+            threading.Thread(target=release, name="lease-release", daemon=True).start()
 
     def _remove_stale_ingests(self) -> None:
         """Remove documents whose ingest died half-way, but never one a live process is indexing."""
