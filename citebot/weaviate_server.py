@@ -375,8 +375,12 @@ def _write_state(run: Path, state: dict) -> None:
 
 
 def _register(run: Path, keep_running: bool) -> Path:
-    client = run / "clients" / ("keep" if keep_running else f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    client.write_text(json.dumps({"pid": os.getpid(), "started": _started(os.getpid()), "keep": keep_running}))
+    """This process as a client (the file ``release()`` removes); ``keep_running`` also leaves a
+    ``keep`` marker that only ``stop_embedded`` removes."""
+    if keep_running:
+        (run / "clients" / "keep").write_text(json.dumps({"keep": True}))
+    client = run / "clients" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    client.write_text(json.dumps({"pid": os.getpid(), "started": _started(os.getpid())}))
     return client
 
 

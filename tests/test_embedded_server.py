@@ -179,3 +179,27 @@ def test_a_port_taken_by_another_program_is_one_plain_line(tmp_path: Path) -> No
     )
     assert time.monotonic() - started < 30
     assert not weaviates_serving(tmp_path)
+
+
+def test_the_building_block_for_citebot_up_and_down(tmp_path: Path) -> None:
+    """``keep_running`` (a `citebot up`) keeps the server after its process releases it, later users
+    adopt it in milliseconds, ``stop_embedded`` (a `citebot down`) stops it; ``linger_s`` keeps an
+    unused server that long."""
+    from citebot.weaviate_server import acquire_embedded, embedded_status, stop_embedded
+
+    data, binaries = tmp_path / "weaviate", Settings.from_env().weaviate_binary_dir
+    up = acquire_embedded(data, binaries, free_port(), free_port(), keep_running=True)
+    up.release()
+    time.sleep(1.5)  # the watchdog looks every 0.5 s
+    assert embedded_status(data) is not None
+    started = time.monotonic()
+    later = acquire_embedded(data, binaries, free_port(), free_port())  # other ports configured: adopted anyway
+    assert later.adopted and later.http_port == up.http_port and time.monotonic() - started < 1.0
+    later.release()
+    assert stop_embedded(data) and embedded_status(data) is None and not weaviates_serving(tmp_path)
+
+    lingering = acquire_embedded(data, binaries, free_port(), free_port(), linger_s=3.0)
+    lingering.release()
+    time.sleep(1.5)
+    assert embedded_status(data) is not None
+    wait_until(lambda: not weaviates_serving(tmp_path), 15, "the server stops after lingering")
