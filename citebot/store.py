@@ -626,10 +626,12 @@ class Store:
         return True
 
     def release_lease(self, lease: Lease) -> None:
-        """Give a lease up (it stays as a record, expired, so generations only grow)."""
+        """Give a lease up. Its object stays, expired, so generations only grow; older ones go."""
         latest = self._latest_lease(lease.key)
         if latest is not None and int(latest.properties["generation"]) == lease.generation:
             self.leases.data.update(uuid=latest.uuid, properties={"owner": "", "until": datetime.now(UTC)})
+            older = Filter.by_property("generation").less_than(lease.generation)
+            self.leases.data.delete_many(where=Filter.by_property("key").equal(lease.key) & older)
 
     def _latest_lease(self, key: str) -> Any:
         result = self.leases.query.fetch_objects(
