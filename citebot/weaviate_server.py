@@ -223,13 +223,15 @@ def acquire_embedded(
 
 
 def embedded_status(data_path: str | Path) -> dict | None:
-    """The running server for ``data_path`` (pid, watchdog_pid, http_port, grpc_port, clients), or None."""
+    """The running server for ``data_path`` (pid, watchdog_pid, http_port, grpc_port; clients: how
+    many processes use it; kept: whether ``keep_running`` holds it), or None."""
     data = Path(data_path).resolve()
     run = run_dir(data)
     state = _read_state(run)
     if state is None or not _is_our_weaviate(state["pid"], state.get("pid_started", ""), data):
         return None
-    return {**state, "clients": len(_live_clients(run))}
+    clients = _live_clients(run)
+    return {**state, "clients": sum(c.name != "keep" for c in clients), "kept": any(c.name == "keep" for c in clients)}
 
 
 def stop_embedded(data_path: str | Path, timeout_s: float = STOP_TIMEOUT_S) -> bool:
