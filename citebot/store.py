@@ -297,8 +297,13 @@ class Store:
         key = object_id("meta", "embedding_model")
         existing = self.meta.query.fetch_object_by_id(key)
         if existing is None:
-            self.meta.data.insert({"key": "embedding_model", "value": model_id}, uuid=key)
-            return
+            try:
+                self.meta.data.insert({"key": "embedding_model", "value": model_id}, uuid=key)
+                return
+            except weaviate.exceptions.UnexpectedStatusCodeError as error:
+                if error.status_code != 422 or "already exists" not in str(error):
+                    raise
+            existing = self.meta.query.fetch_object_by_id(key)  # a process starting at the same time wrote it
         recorded = existing.properties["value"]
         if recorded != model_id:
             from citebot.embeddings import model_mismatch_advice
@@ -573,10 +578,7 @@ class Store:
     def record_adder(self, document_id: str, scope: Scope, user: str) -> None:
         uid = object_id("adder", document_id, scope.key)
         properties = {"key": f"adder:{document_id}:{scope.key}", "value": user}
-        if self.meta.data.exists(uid):
-            self.meta.data.replace(uuid=uid, properties=properties)
-        else:
-            self.meta.data.insert(properties, uuid=uid)
+        self.meta.data.insert_many([DataObject(properties=properties, uuid=uid)])  # a batch write is an upsert
 
     def adder(self, document_id: str, scope: Scope) -> str | None:
         found = self.meta.query.fetch_object_by_id(object_id("adder", document_id, scope.key))
