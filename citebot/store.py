@@ -1,19 +1,27 @@
 """Weaviate: the only store. Documents, chunks (with vectors and cached summaries), and the
 small bookkeeping collections (model record, claimed events, feedback).
 
-Visibility lives on the document: ``scopes`` lists every "workspace/channel" it was added in.
-Retrieval first asks which *ready* documents the caller's scope may see, then searches chunks
-filtered to those document ids — so a document half-way through ingestion, or removed from a
-channel, is never visible, and re-adding a document elsewhere touches one object.
+Visibility lives on the chunks: every chunk's ``scopes`` lists the "workspace/channel" keys its
+document is visible in, so a search is one hybrid query with one ``scopes contains_any [scope]``
+filter, however many documents a channel holds. The document keeps the same list (for listing
+and forgetting). Chunks are written with no scope while their document is ``ingesting`` and get
+its scopes in one batch pass when it becomes ``ready``; adding a document to another channel or
+forgetting it there rewrites its chunks' scopes the same way (a batch upsert of unchanged
+vectors, which Weaviate applies without touching the vector index). So a document half-way
+through ingestion, or removed from a channel, is never found.
 Chunks carry the document fields retrieval shows (title, link) so the hot path needs no
 cross-reference.
+
+The layout is versioned (``SCHEMA_VERSION`` in the meta collection): an index written before
+chunks carried scopes is migrated once, when a ``Store`` opens it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +48,8 @@ from citebot.errors import DocumentNotFound, EmbeddingModelMismatch, StoreFailed
 from citebot.settings import WEAVIATE_CLOUD_DOMAINS, Settings
 from citebot.weaviate_server import EmbeddedServer, acquire_embedded
 
+log = logging.getLogger(__name__)
+
 _NS = uuid.UUID("6f1c52b4-7d0e-4c59-9a43-0b7f1d1c2b7e")
 STALE_INGEST_AFTER = timedelta(minutes=30)
 # An event claim waits this long after writing before it lists the claims; a claim whose own
@@ -48,6 +58,11 @@ CLAIM_SETTLE_S = 0.15
 CLAIM_WAIT_S = 5.0
 # The keyword leg of hybrid search: a chunk's text, and its title/section context (weighted less).
 SEARCHED_PROPERTIES = ["text", "context^0.5"]
+# 1: visibility on documents only. 2: every chunk carries its document's scopes.
+SCHEMA_VERSION = "2"
+# Objects per read or batch write when walking many documents or chunks (well under Weaviate's
+# QUERY_MAXIMUM_RESULTS of 10,000, which no query here may rely on).
+PAGE = 1000
 
 
 def object_id(*parts: str) -> str:
@@ -167,6 +182,15 @@ def chunk_object_id(document_id: str, attempt: str, index: int) -> str:
     return object_id("chunk", document_id, attempt, str(index))
 
 
+def _scopes() -> Property:
+    """The "workspace/channel" keys an object is visible in: filtered on, never searched."""
+    return Property(name="scopes", data_type=DataType.TEXT_ARRAY, tokenization=Tokenization.FIELD, index_searchable=False)
+
+
+def _vector(obj: Any) -> Any:
+    return obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
+
+
 def _text(name: str, field: bool = False) -> Property:
     return Property(
         name=name,
@@ -195,6 +219,7 @@ class Store:
         self.events: Collection = collection("Event")
         self.feedback: Collection = collection("Feedback")
         self.leases: Collection = collection("Lease")
+        self._check_layout()
 
     # ---- schema -------------------------------------------------------------------------
     def _ensure_schema(self) -> None:
@@ -214,7 +239,7 @@ class Store:
                     _text("added_by", True),
                     _text("added_scope", True),
                     Property(name="added_at", data_type=DataType.DATE),
-                    Property(name="scopes", data_type=DataType.TEXT_ARRAY, tokenization=Tokenization.FIELD),
+                    _scopes(),
                     _text("status", True),
                     Property(name="updated_at", data_type=DataType.DATE),
                     _text("attempt", True),
@@ -232,6 +257,7 @@ class Store:
                     Property(name="page_end", data_type=DataType.INT),
                     Property(name="chunk_index", data_type=DataType.INT),
                     Property(name="summary", data_type=DataType.TEXT, index_searchable=False),
+                    _scopes(),
                 ],
                 vector_config=Configure.Vectors.self_provided(
                     vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
@@ -290,6 +316,56 @@ class Store:
                 except weaviate.exceptions.UnexpectedStatusCodeError as error:
                     if "already exists" not in str(error):  # another process created it meanwhile
                         raise
+        self._fresh_index = f"{self.prefix}Chunk" not in existing
+
+    def _check_layout(self) -> None:
+        """Record the layout of a new index; bring an index written by an older citebot up to date."""
+        key = object_id("meta", "schema_version")
+        found = self.meta.query.fetch_object_by_id(key)
+        recorded = found.properties["value"] if found else ("" if not self._fresh_index else SCHEMA_VERSION)
+        if recorded == SCHEMA_VERSION:
+            if found is None:
+                self._write_meta(key, "schema_version", SCHEMA_VERSION)
+            return
+        if recorded and recorded > SCHEMA_VERSION:
+            raise StoreFailed(
+                f"This index was written by a newer citebot (layout {recorded}; this one knows {SCHEMA_VERSION}). "
+                "Upgrade citebot, or use a new CITEBOT_COLLECTION_PREFIX and re-ingest."
+            )
+        self._migrate_to_chunk_scopes()
+        self._write_meta(key, "schema_version", SCHEMA_VERSION)
+
+    def _write_meta(self, key: str, name: str, value: str) -> None:
+        if self.meta.data.exists(key):
+            self.meta.data.replace(uuid=key, properties={"key": name, "value": value})
+        else:
+            self.meta.data.insert({"key": name, "value": value}, uuid=key)
+
+    def _migrate_to_chunk_scopes(self) -> None:
+        """Layout 1 → 2: add ``scopes`` to the chunks and copy each ready document's scopes onto its
+        chunks (one pass over every chunk, written back in batches). Idempotent: a second process
+        starting meanwhile does the same writes."""
+        names = {p.name for p in self.chunks.config.get().properties}
+        if "scopes" not in names:
+            self.chunks.config.add_property(_scopes())
+        ready = {
+            o.properties["document_id"]: list(o.properties.get("scopes") or [])
+            for o in self.documents.iterator(return_properties=["document_id", "scopes", "status"])
+            if o.properties.get("status") == "ready"
+        }
+        log.warning("Migrating the index to per-chunk scopes (once): %d ready documents.", len(ready))
+        page: list[DataObject] = []
+        done = 0
+        for obj in self.chunks.iterator(include_vector=True):
+            scopes = ready.get(obj.properties.get("document_id") or "", [])
+            page.append(DataObject(properties={**obj.properties, "scopes": scopes}, vector=_vector(obj), uuid=obj.uuid))
+            if len(page) == PAGE:
+                self._insert_chunks(page)
+                done, page = done + len(page), []
+        if page:
+            self._insert_chunks(page)
+            done += len(page)
+        log.warning("Migrated %d chunks to per-chunk scopes.", done)
 
     # ---- the embedding model record ----------------------------------------------------
     def check_embedding_model(self, model_id: str) -> None:
@@ -314,10 +390,6 @@ class Store:
     def get_document(self, document_id: str) -> Document | None:
         found = self.documents.query.fetch_object_by_id(object_id("doc", document_id))
         return _document(found.properties) if found else None
-
-    def _attempt(self, document_id: str) -> str:
-        found = self.documents.query.fetch_object_by_id(object_id("doc", document_id), return_properties=["attempt"])
-        return (found.properties.get("attempt") or "") if found else ""
 
     def find_by_arxiv_id(self, arxiv_id: str) -> Document | None:
         result = self.documents.query.fetch_objects(
@@ -351,8 +423,8 @@ class Store:
         self.documents.data.insert(properties, uuid=object_id("doc", document.document_id))
 
     def store_chunks(self, chunks: list[Chunk], vectors: list[list[float]], document: Document, attempt: str) -> None:
-        """Store one batch of chunks (one gRPC batch call); any failure raises, and the caller
-        removes the partial document."""
+        """Store one batch of chunks (one gRPC batch call), visible nowhere until
+        ``finish_document``; any failure raises, and the caller removes the partial document."""
         objects = [
             DataObject(
                 properties={
@@ -365,38 +437,81 @@ class Store:
                     "page_end": c.page_end,
                     "chunk_index": c.index,
                     "summary": "",
+                    "scopes": [],
                 },
                 vector=vector,
                 uuid=chunk_object_id(c.document_id, attempt, c.index),
             )
             for c, vector in zip(chunks, vectors, strict=True)
         ]
+        self._insert_chunks(objects)
+
+    def _insert_chunks(self, objects: list[DataObject]) -> None:
+        """One batch write (new objects, or whole objects replaced under their ids)."""
         result = self.chunks.data.insert_many(objects)
         if result.has_errors:
             first = next(iter(result.errors.values()))
             raise StoreFailed(f"Weaviate refused {len(result.errors)} chunk(s): {first.message}")
 
+    def _chunk_ids(self, document_id: str, chunk_count: int | None = None) -> list[str]:
+        """The ids of a document's chunks (from its record's attempt and chunk count)."""
+        found = self.documents.query.fetch_object_by_id(
+            object_id("doc", document_id), return_properties=["chunks", "attempt"]
+        )
+        if found is None:
+            return []
+        count = int(found.properties.get("chunks") or 0) if chunk_count is None else chunk_count
+        attempt = found.properties.get("attempt") or ""
+        return [chunk_object_id(document_id, attempt, index) for index in range(count)]
+
+    def _set_chunk_scopes(self, ids: list[str], scopes: list[str]) -> None:
+        """Make these chunks visible in exactly ``scopes``: read by id a page at a time (with
+        vectors) and written back as one batch per page. The vectors are unchanged, so Weaviate
+        keeps each chunk's place in the vector index and re-indexes only ``scopes``."""
+        for start in range(0, len(ids), PAGE):
+            page = ids[start : start + PAGE]
+            result = self.chunks.query.fetch_objects(
+                filters=Filter.by_id().contains_any(page), limit=len(page), include_vector=True
+            )
+            objects = [
+                DataObject(properties={**o.properties, "scopes": scopes}, vector=_vector(o), uuid=o.uuid)
+                for o in result.objects
+            ]
+            if objects:
+                self._insert_chunks(objects)
+
     def finish_document(self, document_id: str, chunk_count: int) -> None:
-        stored = self.chunks.aggregate.over_all(
-            filters=Filter.by_property("document_id").equal(document_id), total_count=True
-        ).total_count
+        """Check that every chunk reached Weaviate, give the chunks the document's scopes, then
+        mark the document ready (from then on it is listed and searched)."""
+        ids = self._chunk_ids(document_id, chunk_count)
+        if not ids and chunk_count:
+            raise StoreFailed("The document's record vanished while it was being indexed; please try again.")
+        stored = 0
+        for start in range(0, len(ids), PAGE):
+            page = ids[start : start + PAGE]
+            found = self.chunks.query.fetch_objects(
+                filters=Filter.by_id().contains_any(page), limit=len(page), return_properties=[]
+            )
+            stored += len(found.objects)
         if stored != chunk_count:
             raise StoreFailed(f"Only {stored} of {chunk_count} chunks reached Weaviate.")
+        doc = self.get_document(document_id)
+        if doc is None:
+            raise StoreFailed("The document's record vanished while it was being indexed; please try again.")
+        self.documents.data.update(uuid=object_id("doc", document_id), properties={"chunks": chunk_count})
+        self._set_chunk_scopes(ids, list(doc.scopes))
         self.documents.data.update(
-            uuid=object_id("doc", document_id),
-            properties={"status": "ready", "chunks": chunk_count, "updated_at": datetime.now(UTC)},
+            uuid=object_id("doc", document_id), properties={"status": "ready", "updated_at": datetime.now(UTC)}
         )
 
     def remove_document(self, document_id: str) -> None:
         """Delete a document and all its chunks (used by forget and by failed ingests).
 
-        An ingest that never finished (a crash) is also cleaned up object by object: Weaviate can
-        then hold chunks that its property index does not find."""
-        doc = self.get_document(document_id)
-        if doc is not None and doc.status != "ready":
-            attempt = self._attempt(document_id)
-            for index in range(doc.chunks):
-                self.chunks.data.delete_by_id(chunk_object_id(document_id, attempt, index))
+        Chunks are deleted by id as well as by ``document_id``: after a crash Weaviate can hold
+        chunks that its property index does not find."""
+        ids = self._chunk_ids(document_id)
+        for start in range(0, len(ids), PAGE):
+            self.chunks.data.delete_many(where=Filter.by_id().contains_any(ids[start : start + PAGE]))
         self.chunks.data.delete_many(where=Filter.by_property("document_id").equal(document_id))
         self.documents.data.delete_by_id(object_id("doc", document_id))
 
@@ -408,7 +523,9 @@ class Store:
         scopes = list(doc.scopes)
         if scope.key in scopes:
             return False
-        self.documents.data.update(uuid=object_id("doc", document_id), properties={"scopes": [*scopes, scope.key]})
+        scopes.append(scope.key)
+        self._set_chunk_scopes(self._chunk_ids(document_id), scopes)
+        self.documents.data.update(uuid=object_id("doc", document_id), properties={"scopes": scopes})
         return True
 
     def remove_scope(self, document_id: str, scope: Scope) -> bool:
@@ -418,6 +535,7 @@ class Store:
             return True
         scopes = [s for s in doc.scopes if s != scope.key]
         if scopes:
+            self._set_chunk_scopes(self._chunk_ids(document_id), scopes)
             self.documents.data.update(uuid=object_id("doc", document_id), properties={"scopes": scopes})
             return False
         self.remove_document(document_id)
@@ -425,32 +543,53 @@ class Store:
 
     def stale_ingests(self, older_than: timedelta = STALE_INGEST_AFTER) -> list[str]:
         cutoff = datetime.now(UTC) - older_than
-        result = self.documents.query.fetch_objects(
-            filters=Filter.by_property("status").equal("ingesting") & Filter.by_property("updated_at").less_than(cutoff),
-            limit=1000,
-        )
-        return [o.properties["document_id"] for o in result.objects]
+        stale = Filter.by_property("status").equal("ingesting") & Filter.by_property("updated_at").less_than(cutoff)
+        found: list[str] = []
+        while True:
+            after = Filter.by_property("document_id").greater_than(found[-1]) if found else None
+            result = self.documents.query.fetch_objects(
+                filters=stale & after if after else stale,
+                limit=PAGE,
+                sort=Sort.by_property("document_id"),
+                return_properties=["document_id"],
+            )
+            found += [o.properties["document_id"] for o in result.objects]
+            if len(result.objects) < PAGE:
+                return found
 
     def _visible(self, scope: Scope) -> Filter:
         return Filter.by_property("scopes").contains_any([scope.key]) & Filter.by_property("status").equal("ready")
 
-    def visible_document_ids(self, scope: Scope) -> list[str]:
-        """Just the ids (the hot path of every question: no other field, no sort)."""
-        result = self.documents.query.fetch_objects(
-            filters=self._visible(scope), limit=10000, return_properties=["document_id"]
-        )
-        return [o.properties["document_id"] for o in result.objects]
-
     def visible_documents(self, scope: Scope) -> list[Document]:
-        result = self.documents.query.fetch_objects(
-            filters=self._visible(scope), limit=10000, sort=Sort.by_property("added_at", ascending=False)
-        )
-        return [_document(obj.properties) for obj in result.objects]
+        """Every ready document visible in ``scope``, newest first (all of them: read a page at a time)."""
+        return list(self.iter_visible_documents(scope))
+
+    def iter_visible_documents(self, scope: Scope) -> Iterator[Document]:
+        """Newest first, a page at a time. Weaviate answers no query past 10,000 results (offset
+        included) and its cursor takes no filter, so each page continues after the last one's
+        (added_at, document_id)."""
+        newest_first = Sort.by_property("added_at", ascending=False).by_property("document_id")
+        last: dict[str, Any] | None = None
+        while True:
+            filters = self._visible(scope)
+            if last is not None:
+                filters = filters & (
+                    Filter.by_property("added_at").less_than(last["added_at"])
+                    | (
+                        Filter.by_property("added_at").equal(last["added_at"])
+                        & Filter.by_property("document_id").greater_than(last["document_id"])
+                    )
+                )
+            result = self.documents.query.fetch_objects(filters=filters, limit=PAGE, sort=newest_first)
+            for obj in result.objects:
+                yield _document(obj.properties)
+            if len(result.objects) < PAGE:
+                return
+            last = result.objects[-1].properties
 
     # ---- retrieval ----------------------------------------------------------------------
-    def search(self, text: str, vector: list[float], document_ids: list[str], limit: int, alpha: float) -> list[Passage]:
-        if not document_ids:
-            return []
+    def search(self, text: str, vector: list[float], scope: Scope, limit: int, alpha: float) -> list[Passage]:
+        """Hybrid search (BM25 + vector, relative-score fusion) over the chunks visible in ``scope``."""
         result = self.chunks.query.hybrid(
             query=text,
             vector=vector,
@@ -458,14 +597,13 @@ class Store:
             limit=limit,
             fusion_type=HybridFusion.RELATIVE_SCORE,
             query_properties=SEARCHED_PROPERTIES,
-            filters=Filter.by_property("document_id").contains_any(document_ids),
+            filters=Filter.by_property("scopes").contains_any([scope.key]),
             return_metadata=MetadataQuery(score=True),
             include_vector=True,
         )
         passages = []
         for obj in result.objects:
             p = obj.properties
-            vec = obj.vector.get("default") if isinstance(obj.vector, dict) else obj.vector
             chunk = Chunk(
                 document_id=p["document_id"],
                 index=int(p.get("chunk_index") or 0),
@@ -481,7 +619,7 @@ class Store:
                     title=p.get("title") or "",
                     link=p.get("link") or "",
                     score=float(obj.metadata.score or 0.0),
-                    vector=tuple(vec or ()),
+                    vector=tuple(_vector(obj) or ()),
                     summary=p.get("summary") or "",
                 )
             )

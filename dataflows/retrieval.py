@@ -81,24 +81,20 @@ def query_embedding(search_text: str, embedder: Embedder) -> list[float]:
 # ---- search -----------------------------------------------------------------------------
 
 
-def visible_document_ids(store: Store, scope: Scope) -> list[str]:
-    """Ready documents added in the caller's workspace/channel: nothing else is ever searched."""
-    return store.visible_document_ids(scope)
-
-
 def retrieved_passages(
     search_text: str,
     query_embedding: list[float],
-    visible_document_ids: list[str],
+    scope: Scope,
     store: Store,
     top_k: int,
     alpha: float,
     rerank_candidates: int,
 ) -> list[Passage]:
-    """Hybrid (BM25 + vector) search, relative-score fusion, filtered to visible documents: a
-    wide candidate set for the second stage."""
+    """Hybrid (BM25 + vector) search, relative-score fusion, over the chunks visible in the
+    caller's workspace/channel (nothing else is ever searched): a wide candidate set for the
+    second stage."""
     limit = max(rerank_candidates, top_k * 2)
-    return store.search(search_text, query_embedding, visible_document_ids, limit=limit, alpha=alpha)
+    return store.search(search_text, query_embedding, scope, limit=limit, alpha=alpha)
 
 
 def sub_questions(search_text: str) -> list[str]:
@@ -123,13 +119,12 @@ def sub_questions(search_text: str) -> list[str]:
 
 
 def sub_question_passages(
-    sub_questions: list[str], embedder: Embedder, visible_document_ids: list[str], store: Store, alpha: float
+    sub_questions: list[str], embedder: Embedder, scope: Scope, store: Store, alpha: float
 ) -> list[list[Passage]]:
     """The best chunks for each sub-question: a question about two papers keeps both papers'
     best chunks among the candidates even when one paper dominates the whole question's search."""
     return [
-        store.search(q, embedder.embed_query(q), visible_document_ids, limit=SUB_QUESTION_CANDIDATES, alpha=alpha)
-        for q in sub_questions
+        store.search(q, embedder.embed_query(q), scope, limit=SUB_QUESTION_CANDIDATES, alpha=alpha) for q in sub_questions
     ]
 
 
