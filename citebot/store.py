@@ -453,16 +453,13 @@ class Store:
             first = next(iter(result.errors.values()))
             raise StoreFailed(f"Weaviate refused {len(result.errors)} chunk(s): {first.message}")
 
-    def _chunk_ids(self, document_id: str, chunk_count: int | None = None) -> list[str]:
-        """The ids of a document's chunks (from its record's attempt and chunk count)."""
-        found = self.documents.query.fetch_object_by_id(
-            object_id("doc", document_id), return_properties=["chunks", "attempt"]
-        )
-        if found is None:
-            return []
-        count = int(found.properties.get("chunks") or 0) if chunk_count is None else chunk_count
-        attempt = found.properties.get("attempt") or ""
+    def _chunk_ids(self, document_id: str, attempt: str, count: int) -> list[str]:
         return [chunk_object_id(document_id, attempt, index) for index in range(count)]
+
+    def _record(self, document_id: str) -> tuple[Document, str] | None:
+        """A document and its ingest attempt (which, with its chunk count, gives its chunks' ids)."""
+        found = self.documents.query.fetch_object_by_id(object_id("doc", document_id))
+        return (_document(found.properties), found.properties.get("attempt") or "") if found else None
 
     def _set_chunk_scopes(self, ids: list[str], scopes: list[str]) -> None:
         """Make these chunks visible in exactly ``scopes``: read by id a page at a time (with
@@ -483,9 +480,11 @@ class Store:
     def finish_document(self, document_id: str, chunk_count: int) -> None:
         """Check that every chunk reached Weaviate, give the chunks the document's scopes, then
         mark the document ready (from then on it is listed and searched)."""
-        ids = self._chunk_ids(document_id, chunk_count)
-        if not ids and chunk_count:
+        record = self._record(document_id)
+        if record is None:
             raise StoreFailed("The document's record vanished while it was being indexed; please try again.")
+        doc, attempt = record
+        ids = self._chunk_ids(document_id, attempt, chunk_count)
         stored = 0
         for start in range(0, len(ids), PAGE):
             page = ids[start : start + PAGE]
@@ -495,13 +494,10 @@ class Store:
             stored += len(found.objects)
         if stored != chunk_count:
             raise StoreFailed(f"Only {stored} of {chunk_count} chunks reached Weaviate.")
-        doc = self.get_document(document_id)
-        if doc is None:
-            raise StoreFailed("The document's record vanished while it was being indexed; please try again.")
-        self.documents.data.update(uuid=object_id("doc", document_id), properties={"chunks": chunk_count})
         self._set_chunk_scopes(ids, list(doc.scopes))
         self.documents.data.update(
-            uuid=object_id("doc", document_id), properties={"status": "ready", "updated_at": datetime.now(UTC)}
+            uuid=object_id("doc", document_id),
+            properties={"status": "ready", "chunks": chunk_count, "updated_at": datetime.now(UTC)},
         )
 
     def remove_document(self, document_id: str) -> None:
@@ -509,33 +505,39 @@ class Store:
 
         Chunks are deleted by id as well as by ``document_id``: after a crash Weaviate can hold
         chunks that its property index does not find."""
-        ids = self._chunk_ids(document_id)
-        for start in range(0, len(ids), PAGE):
-            self.chunks.data.delete_many(where=Filter.by_id().contains_any(ids[start : start + PAGE]))
+        record = self._record(document_id)
+        if record is not None:
+            ids = self._chunk_ids(document_id, record[1], record[0].chunks)
+            for start in range(0, len(ids), PAGE):
+                self.chunks.data.delete_many(where=Filter.by_id().contains_any(ids[start : start + PAGE]))
         self.chunks.data.delete_many(where=Filter.by_property("document_id").equal(document_id))
         self.documents.data.delete_by_id(object_id("doc", document_id))
 
     def add_scope(self, document_id: str, scope: Scope) -> bool:
-        """Make a ready document visible in one more scope. True if it was not visible there."""
-        doc = self.get_document(document_id)
-        if doc is None:
+        """Make a ready document visible in one more scope (its chunks first, then its record).
+        True if it was not visible there."""
+        record = self._record(document_id)
+        if record is None:
             raise DocumentNotFound("That document is no longer indexed.")
-        scopes = list(doc.scopes)
-        if scope.key in scopes:
+        doc, attempt = record
+        if scope.key in doc.scopes:
             return False
-        scopes.append(scope.key)
-        self._set_chunk_scopes(self._chunk_ids(document_id), scopes)
+        scopes = [*doc.scopes, scope.key]
+        self._set_chunk_scopes(self._chunk_ids(document_id, attempt, doc.chunks), scopes)
         self.documents.data.update(uuid=object_id("doc", document_id), properties={"scopes": scopes})
         return True
 
     def remove_scope(self, document_id: str, scope: Scope) -> bool:
         """Hide a document from one scope; delete its data when no scope refers to it. True if deleted."""
-        doc = self.get_document(document_id)
-        if doc is None:
+        record = self._record(document_id)
+        if record is None:
             return True
+        doc, attempt = record
+        if scope.key not in doc.scopes:
+            return False
         scopes = [s for s in doc.scopes if s != scope.key]
         if scopes:
-            self._set_chunk_scopes(self._chunk_ids(document_id), scopes)
+            self._set_chunk_scopes(self._chunk_ids(document_id, attempt, doc.chunks), scopes)
             self.documents.data.update(uuid=object_id("doc", document_id), properties={"scopes": scopes})
             return False
         self.remove_document(document_id)
