@@ -503,13 +503,19 @@ class Store:
     def remove_document(self, document_id: str) -> None:
         """Delete a document and all its chunks (used by forget and by failed ingests).
 
-        Chunks are deleted by id as well as by ``document_id``: after a crash Weaviate can hold
-        chunks that its property index does not find."""
+        Chunks are deleted by id as well as by ``document_id``. An ingest that never finished (a
+        crash) is cleaned up object by object: Weaviate can then hold chunks that its indexes
+        (``document_id``'s and even the id filter's) do not find."""
         record = self._record(document_id)
         if record is not None:
-            ids = self._chunk_ids(document_id, record[1], record[0].chunks)
-            for start in range(0, len(ids), PAGE):
-                self.chunks.data.delete_many(where=Filter.by_id().contains_any(ids[start : start + PAGE]))
+            doc, attempt = record
+            ids = self._chunk_ids(document_id, attempt, doc.chunks)
+            if doc.status != "ready":
+                for chunk_id in ids:
+                    self.chunks.data.delete_by_id(chunk_id)
+            else:
+                for start in range(0, len(ids), PAGE):
+                    self.chunks.data.delete_many(where=Filter.by_id().contains_any(ids[start : start + PAGE]))
         self.chunks.data.delete_many(where=Filter.by_property("document_id").equal(document_id))
         self.documents.data.delete_by_id(object_id("doc", document_id))
 
