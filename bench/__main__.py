@@ -3,6 +3,7 @@
     python -m bench                  # everything (< 15 minutes on 2 cores)
     python -m bench --quick          # smoke run: fewer files, queries and configurations
     python -m bench --only ingest    # one section (repeatable: --only ingest --only llm_cost)
+    python -m bench --only retrieval --big   # with the 1,000,000-chunk point (built once, reused)
 
 Sections run in this order: ingest, retrieval, llm_cost, memory, quality, acks, embedder, cli, isolation. A section that
 fails is reported as such in the table; the others still run. Progress goes to stderr.
@@ -26,6 +27,11 @@ SECTIONS = ("ingest", "retrieval", "llm_cost", "memory", "quality", "acks", "emb
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (minutes, not representative)")
+    parser.add_argument(
+        "--big",
+        action="store_true",
+        help="retrieval: add the 1,000,000-chunk point (built once under $CITEBOT_BENCH_DATA, then reused)",
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -53,13 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "quick": args.quick,
+            "big": args.big,
             "sections": wanted,
             "python": platform.python_version(),
             "machine": f"{platform.machine()}, {_cores()} cores, {_memory_gib()} GiB",
             "load_average_at_start": _load(),
         }
     }
-    env = BenchEnv.start(args.quick)
+    env = BenchEnv.start(args.quick, args.big)
     try:
         for name in wanted:
             log(f"=== {name} ===")

@@ -50,11 +50,11 @@ class StandinProcess:
     not hold the benchmark process's GIL. Counters are not reachable; use OpenAIStandin in-process
     where calls must be counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, dim: int = 256) -> None:
         code = (
             f"import sys,time; sys.path.insert(0, {str(REPO)!r})\n"
             "from tests.standins.openai_server import OpenAIStandin\n"
-            "s = OpenAIStandin().start(); print(s.url, flush=True)\n"
+            f"s = OpenAIStandin(dim={dim}).start(); print(s.url, flush=True)\n"
             "while True: time.sleep(3600)\n"
         )
         self.process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -76,6 +76,7 @@ class BenchEnv:
     nine papers (in PAPERS_SCOPE) for an (embedder, chunk_chars, overlap) configuration."""
 
     quick: bool
+    big: bool
     root: Path
     weaviate: WeaviateProcess
     base: Settings
@@ -87,7 +88,7 @@ class BenchEnv:
     _prefixes: int = 0
 
     @classmethod
-    def start(cls, quick: bool) -> BenchEnv:
+    def start(cls, quick: bool, big: bool = False) -> BenchEnv:
         from tests.standins.openai_server import OpenAIStandin
 
         root = Path(tempfile.mkdtemp(prefix="citebot-bench-"))
@@ -111,7 +112,14 @@ class BenchEnv:
         proc = StandinProcess()
         counting = OpenAIStandin().start()
         return cls(
-            quick=quick, root=root, weaviate=weaviate, base=base, standin_url=proc.url, counting=counting, _standin_proc=proc
+            quick=quick,
+            big=big,
+            root=root,
+            weaviate=weaviate,
+            base=base,
+            standin_url=proc.url,
+            counting=counting,
+            _standin_proc=proc,
         )
 
     def prefix(self, label: str) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -401,44 +401,16 @@ class Store:
         """Write the document as 'ingesting' (invisible) before any chunk is stored. ``chunks``
         is the planned count and ``attempt`` the ingest attempt: together they let a cleanup after
         a crash find every chunk by its id."""
-        now = datetime.now(UTC)
-        properties = {
-            "document_id": document.document_id,
-            "title": document.title,
-            "authors": list(document.authors),
-            "source": document.source,
-            "arxiv_id": document.arxiv_id,
-            "link": document.link,
-            "filename": document.filename,
-            "pages": document.pages,
-            "chunks": document.chunks,
-            "added_by": document.added_by,
-            "added_scope": document.scopes[0] if document.scopes else "",
-            "scopes": list(document.scopes),
-            "status": "ingesting",
-            "attempt": attempt,
-            "updated_at": now,
-            "added_at": now,
-        }
-        self.documents.data.insert(properties, uuid=object_id("doc", document.document_id))
+        self.documents.data.insert(
+            document_properties(document, attempt, "ingesting"), uuid=object_id("doc", document.document_id)
+        )
 
     def store_chunks(self, chunks: list[Chunk], vectors: list[list[float]], document: Document, attempt: str) -> None:
         """Store one batch of chunks (one gRPC batch call), visible nowhere until
         ``finish_document``; any failure raises, and the caller removes the partial document."""
         objects = [
             DataObject(
-                properties={
-                    "document_id": c.document_id,
-                    "title": document.title,
-                    "link": document.link,
-                    "text": c.text,
-                    "context": c.context,
-                    "page_start": c.page_start,
-                    "page_end": c.page_end,
-                    "chunk_index": c.index,
-                    "summary": "",
-                    "scopes": [],
-                },
+                properties=chunk_properties(c, document, scopes=()),
                 vector=vector,
                 uuid=chunk_object_id(c.document_id, attempt, c.index),
             )
@@ -793,6 +765,45 @@ class Lease:
     key: str
     owner: str
     generation: int
+
+
+def document_properties(document: Document, attempt: str, status: str) -> dict[str, Any]:
+    """A document as stored (``scopes`` lists where it is visible once ``status`` is "ready")."""
+    now = datetime.now(UTC)
+    return {
+        "document_id": document.document_id,
+        "title": document.title,
+        "authors": list(document.authors),
+        "source": document.source,
+        "arxiv_id": document.arxiv_id,
+        "link": document.link,
+        "filename": document.filename,
+        "pages": document.pages,
+        "chunks": document.chunks,
+        "added_by": document.added_by,
+        "added_scope": document.scopes[0] if document.scopes else "",
+        "scopes": list(document.scopes),
+        "status": status,
+        "attempt": attempt,
+        "updated_at": now,
+        "added_at": now,
+    }
+
+
+def chunk_properties(chunk: Chunk, document: Document, scopes: Sequence[str]) -> dict[str, Any]:
+    """A chunk as stored: with its document's title and link, visible in ``scopes``."""
+    return {
+        "document_id": chunk.document_id,
+        "title": document.title,
+        "link": document.link,
+        "text": chunk.text,
+        "context": chunk.context,
+        "page_start": chunk.page_start,
+        "page_end": chunk.page_end,
+        "chunk_index": chunk.index,
+        "summary": "",
+        "scopes": list(scopes),
+    }
 
 
 def _document(p: dict[str, Any]) -> Document:

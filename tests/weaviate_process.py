@@ -23,6 +23,7 @@ class WeaviateProcess:
         http_port: int | None = None,
         grpc_port: int | None = None,
         log_path: str | Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.binary = binary
         self.data_dir = Path(data_dir)
@@ -30,7 +31,8 @@ class WeaviateProcess:
         self.grpc_port = grpc_port or free_port()
         self.log_path = Path(log_path) if log_path else self.data_dir.parent / "weaviate.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self._env = server_environment(self.data_dir, self.http_port, self.grpc_port)
+        self._extra_env = env or {}
+        self._env = server_environment(self.data_dir, self.http_port, self.grpc_port) | self._extra_env
 
     @property
     def url(self) -> str:
@@ -55,7 +57,7 @@ class WeaviateProcess:
             except RuntimeError:
                 if attempt == attempts - 1:
                     raise
-                self._env = server_environment(self.data_dir, self.http_port, self.grpc_port)
+                self._env = server_environment(self.data_dir, self.http_port, self.grpc_port) | self._extra_env
         return self
 
     def wait_ready(self, timeout_s: float) -> None:
