@@ -407,7 +407,15 @@ class Store:
 
     def store_chunks(self, chunks: list[Chunk], vectors: list[list[float]], document: Document, attempt: str) -> None:
         """Store one batch of chunks (one gRPC batch call), visible nowhere until
-        ``finish_document``; any failure raises, and the caller removes the partial document."""
+        ``finish_document``; any failure raises, and the caller removes the partial document.
+        Chunks come in index order: the document's record first counts the chunks that may now
+        exist, so that a cleanup after a crash finds every one by its id."""
+        if not chunks:
+            return
+        self.documents.data.update(
+            uuid=object_id("doc", document.document_id),
+            properties={"chunks": chunks[-1].index + 1, "updated_at": datetime.now(UTC)},
+        )
         objects = [
             DataObject(
                 properties=chunk_properties(c, document, scopes=()),
