@@ -457,9 +457,12 @@ class Store:
             if objects:
                 self._insert_chunks(objects)
 
-    def finish_document(self, document_id: str, chunk_count: int) -> None:
+    def finish_document(
+        self, document_id: str, chunk_count: int, written: Sequence[tuple[Chunk, Sequence[float]]] | None = None
+    ) -> None:
         """Check that every chunk reached Weaviate, give the chunks the document's scopes, then
-        mark the document ready (from then on it is listed and searched)."""
+        mark the document ready (from then on it is listed and searched). ``written``: the
+        chunks and vectors just stored, which spares reading them back."""
         record = self._record(document_id)
         if record is None:
             raise StoreFailed("The document's record vanished while it was being indexed; please try again.")
@@ -474,7 +477,20 @@ class Store:
             stored += len(found.objects)
         if stored != chunk_count:
             raise StoreFailed(f"Only {stored} of {chunk_count} chunks reached Weaviate.")
-        self._set_chunk_scopes(ids, list(doc.scopes))
+        if written is None or len(written) != chunk_count:
+            self._set_chunk_scopes(ids, list(doc.scopes))
+        else:
+            for start in range(0, len(written), PAGE):
+                self._insert_chunks(
+                    [
+                        DataObject(
+                            properties=chunk_properties(chunk, doc, doc.scopes),
+                            vector=list(vector),
+                            uuid=chunk_object_id(document_id, attempt, chunk.index),
+                        )
+                        for chunk, vector in written[start : start + PAGE]
+                    ]
+                )
         self.documents.data.update(
             uuid=object_id("doc", document_id),
             properties={"status": "ready", "chunks": chunk_count, "updated_at": datetime.now(UTC)},

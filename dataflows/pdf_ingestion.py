@@ -15,6 +15,7 @@ handles bytes, short metadata strings and page texts within the text caps.
 
 from __future__ import annotations
 
+import array
 import concurrent.futures
 import hashlib
 import time
@@ -160,6 +161,7 @@ def stored_document(document: Document, chunks: list[Chunk], embedder: Embedder,
     doc_id = document.document_id
     attempt = uuid.uuid4().hex
     timings = {"embed": 0.0, "store": 0.0}
+    written: list[tuple[Chunk, array.array]] = []  # for finish_document: float32 vectors, not lists of floats
     store.begin_document(document, attempt)
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
@@ -172,9 +174,10 @@ def stored_document(document: Document, chunks: list[Chunk], embedder: Embedder,
                 if pending is not None:
                     timings["store"] += pending.result()
                 pending = writer.submit(_timed_store, store, batch, vectors, document, attempt)
+                written += ((chunk, array.array("f", vector)) for chunk, vector in zip(batch, vectors))
             if pending is not None:
                 timings["store"] += pending.result()
-        store.finish_document(doc_id, len(chunks))
+        store.finish_document(doc_id, len(chunks), written)
     except BaseException as error:
         _remove_quietly(store, doc_id)
         if isinstance(error, CitebotError):
