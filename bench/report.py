@@ -86,6 +86,17 @@ def _retrieval(r: dict[str, Any]) -> list[Row]:
                 _status(x["overhead_p50"] <= limit and x["overhead_p95"] <= limit),
             )
         )
+        if "search_p50_ms" in x:
+            rows.append(
+                (
+                    "retrieval",
+                    f"Store.search alone (no query embedding) at {x['chunks']:,} chunks p50 / p95, ÷ Weaviate's",
+                    f"{x['search_p50_ms']} / {x['search_p95_ms']} ms = "
+                    f"{x['search_overhead_p50']}× / {x['search_overhead_p95']}×",
+                    "",
+                    "",
+                )
+            )
     return rows
 
 
