@@ -33,25 +33,28 @@ def test_a_document_is_found_only_once_every_chunk_is_stored(base_settings, open
     scope = Scope("T-stream", "C-stream")
     question = "How many layers does the residual network on ImageNet have?"
     with Citebot(with_standins(base_settings, openai=openai_standin, collection_prefix="Stream")) as bot:
-        openai_standin.faults.extend([Fault(delay=0.4, path="embeddings")] * 6)  # slow embedding: a wide window
+        vector = bot.embedder.embed_query(question)  # the looks below make no embedding call
+        openai_standin.faults.extend([Fault(delay=0.8, path="embeddings")] * 3)  # slow embedding: a wide window
         thread, out = run_in_thread(
             lambda: bot.ingest_pdf((PDFS / "1512.03385.pdf").read_bytes(), Provenance(scope=scope, filename="resnet.pdf"))
         )
-        looks = stored_while_invisible = 0
+        looks = []  # (chunks stored before the look, passages found, documents listed) while still ingesting
         while thread.is_alive():
-            stored = bot.store.chunks.aggregate.over_all(total_count=True).total_count
-            hits, listed = bot.retrieve(question, scope), bot.documents(scope)
+            stored = len(bot.store.chunks.query.fetch_objects(limit=1000, return_properties=[]).objects)
+            hits, listed = bot.store.search(question, vector, scope, limit=12, alpha=0.5), bot.documents(scope)
             records = list(bot.store.documents.iterator(return_properties=["status"]))
             if records and records[0].properties["status"] == "ingesting":  # still not ready after the look
-                assert hits == [] and listed == []
-                looks += 1
-                stored_while_invisible = max(stored_while_invisible, stored)
+                looks.append((stored, len(hits), len(listed)))
             time.sleep(0.05)
         thread.join()
         openai_standin.faults.clear()  # any not taken
         assert "error" not in out, out.get("error")
+        total = out["result"].document.chunks
+        assert all(listed == 0 for _, _, listed in looks), looks
+        # Found only once every chunk is stored (finish_document gives them their scopes, then the record is ready).
+        assert all(found == 0 or stored == total for stored, found, _ in looks), (total, looks)
+        assert len([1 for stored, _, _ in looks if 0 < stored < total]) >= 3, (total, looks)
         result = out["result"]
-        assert looks > 3 and 0 < stored_while_invisible, (looks, stored_while_invisible)
         hits = bot.retrieve(question, scope)
         assert hits and {h.chunk.document_id for h in hits} == {result.document.document_id}
         assert [d.chunks for d in bot.documents(scope)] == [result.document.chunks]
