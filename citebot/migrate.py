@@ -19,13 +19,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
+import weaviate
 from weaviate.classes.data import DataObject
 from weaviate.collections import Collection
 
 from citebot.errors import StoreFailed
 from citebot.failover import close_store, open_store
 from citebot.settings import Settings
-from citebot.store import connect
+from citebot.store import SCHEMA_VERSION, connect, object_id
 
 # Collection suffix -> the Store attribute holding it (the model record first, chunks before documents).
 COLLECTIONS = {"Meta": "meta", "Chunk": "chunks", "Document": "documents", "Event": "events", "Feedback": "feedback"}
@@ -56,10 +57,21 @@ def migrate(
             copied[suffix] += _insert(destination, batch)
             if progress:
                 progress(suffix, copied[suffix])
+        if not _current_layout(client, source.collection_prefix):
+            store.migrate_to_chunk_scopes()  # chunks copied from before they carried their scopes
     finally:
         client.close()
         close_store(store)
     return copied
+
+
+def _current_layout(client: weaviate.WeaviateClient, prefix: str) -> bool:
+    """Whether the source index has this citebot's layout (``SCHEMA_VERSION``)."""
+    meta = f"{prefix}Meta"
+    if not client.collections.exists(meta):
+        return False
+    found = client.collections.get(meta).query.fetch_object_by_id(object_id("meta", "schema_version"))
+    return found is not None and found.properties.get("value") == SCHEMA_VERSION
 
 
 def _insert(destination: Collection, batch: list[DataObject]) -> int:

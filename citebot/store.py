@@ -332,7 +332,7 @@ class Store:
                 f"This index was written by a newer citebot (layout {recorded}; this one knows {SCHEMA_VERSION}). "
                 "Upgrade citebot, or use a new CITEBOT_COLLECTION_PREFIX and re-ingest."
             )
-        self._migrate_to_chunk_scopes()
+        self.migrate_to_chunk_scopes()
         self._write_meta(key, "schema_version", SCHEMA_VERSION)
 
     def _write_meta(self, key: str, name: str, value: str) -> None:
@@ -341,7 +341,7 @@ class Store:
         else:
             self.meta.data.insert({"key": name, "value": value}, uuid=key)
 
-    def _migrate_to_chunk_scopes(self) -> None:
+    def migrate_to_chunk_scopes(self) -> None:
         """Layout 1 → 2: add ``scopes`` to the chunks and copy each ready document's scopes onto its
         chunks (one pass over every chunk, written back in batches). Idempotent: a second process
         starting meanwhile does the same writes."""

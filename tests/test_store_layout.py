@@ -114,3 +114,17 @@ def test_an_index_from_a_newer_citebot_is_refused(client) -> None:
     store.meta.data.replace(uuid=object_id("meta", "schema_version"), properties={"key": "schema_version", "value": "3"})
     with pytest.raises(StoreFailed, match="newer citebot"):
         Store(client, "LayoutNew")
+
+
+def test_an_old_index_copied_by_citebot_migrate_is_brought_up_to_date(client, base_settings) -> None:
+    from dataclasses import replace
+
+    from citebot.migrate import migrate
+
+    _old_index(client, "LayoutSrc")
+    copied = migrate(
+        replace(base_settings, collection_prefix="LayoutSrc"), replace(base_settings, collection_prefix="LayoutDst")
+    )
+    assert copied["Chunk"] == 3
+    store = Store(client, "LayoutDst")
+    assert _found(store, Scope("T", "C1")) == {"ready-doc"} and _found(store, Scope("T", "C3")) == set()
