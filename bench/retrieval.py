@@ -247,7 +247,9 @@ def _big(
 def _measure(bot: Any, settings: Any, queries: list[str], qvec: dict[str, list[float]], grower: Grower) -> dict[str, Any]:
     from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 
-    top_k = settings.top_k
+    from citebot.store import SEARCHED_PROPERTIES
+
+    limit = max(settings.rerank_candidates, settings.top_k * 2)  # what retrieved_passages asks for
     listed = bot.documents(PAPERS_SCOPE)
     assert len(listed) == grower.documents, (len(listed), grower.documents)
 
@@ -260,25 +262,25 @@ def _measure(bot: Any, settings: Any, queries: list[str], qvec: dict[str, list[f
             query=q,
             vector=qvec[q],
             alpha=settings.alpha,
-            limit=top_k * 2,
+            limit=limit,
             fusion_type=HybridFusion.RELATIVE_SCORE,
-            query_properties=["text"],
+            query_properties=SEARCHED_PROPERTIES,
             filters=Filter.by_property("scopes").contains_any([PAPERS_SCOPE.key]),
             return_metadata=MetadataQuery(score=True),
             include_vector=True,
         )
 
     def search_only(q: str) -> None:  # the product's search node without the query embedding call
-        bot.store.search(q, qvec[q], PAPERS_SCOPE, limit=top_k * 2, alpha=settings.alpha)
+        bot.store.search(q, qvec[q], PAPERS_SCOPE, limit=limit, alpha=settings.alpha)
 
     def weaviate_plain(q: str) -> None:  # no filter, no vectors returned: the floor
         bot.store.chunks.query.hybrid(
             query=q,
             vector=qvec[q],
             alpha=settings.alpha,
-            limit=top_k * 2,
+            limit=limit,
             fusion_type=HybridFusion.RELATIVE_SCORE,
-            query_properties=["text"],
+            query_properties=SEARCHED_PROPERTIES,
             return_metadata=MetadataQuery(score=True),
         )
 

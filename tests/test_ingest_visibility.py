@@ -1,30 +1,14 @@
-"""Chunks cut as pages arrive (``chunk_stream``, the groundwork for streaming ingest) are the chunks
-of the whole text; and nothing of a document is found or listed before every chunk is stored."""
+"""Nothing of a document is found or listed before every chunk is stored."""
 
 from __future__ import annotations
 
 import time
 
-import pytest
-
-from citebot.chunking import chunk_pages, chunk_stream
 from citebot.domain import Provenance, Scope
-from citebot.pdf_text import extract_pages, is_text_page, open_pdf, page_count
 from tests.paths import PDFS
 from tests.reliability.helpers import run_in_thread
 from tests.standins.background import Fault
 from tests.standins.settings import with_standins
-
-
-@pytest.mark.parametrize("name", ["1706.03762", "1512.03385", "2005.11401"])
-def test_chunks_cut_range_by_range_are_the_chunks_of_the_whole_text(name: str) -> None:
-    data = (PDFS / f"{name}.pdf").read_bytes()
-    pages = [p for p in extract_pages(data, 0, page_count(open_pdf(data), 500)) if is_text_page(p)]
-    whole = chunk_pages("doc", pages, 1500, 225)
-    for size in (1, 2, 3, 7):
-        ranges = [pages[i : i + size] for i in range(0, len(pages), size)]
-        streamed = [chunk for batch in chunk_stream("doc", ranges, 1500, 225) for chunk in batch]
-        assert streamed == whole, (name, size)
 
 
 def test_a_document_is_found_only_once_every_chunk_is_stored(base_settings, openai_standin) -> None:
