@@ -217,7 +217,7 @@ def _big(
             if built[:1] != [signature]:
                 if found or bot.store.chunks.aggregate.over_all(total_count=True).total_count:
                     log("  a different or unfinished build is there: starting over")
-                    for suffix in ("Chunk", "Document", "Meta", "Event", "Feedback"):
+                    for suffix in ("Chunk", "Document", "Meta", "Event", "Feedback", "Lease"):
                         bot.client.collections.delete(f"Big{suffix}")
                     bot.store = Store(bot.client, "Big")
                     bot.store.check_embedding_model(bot.embedder.model_id)
