@@ -26,7 +26,7 @@ from bot.runner import BotServer
 from citebot.domain import Chunk, Document, Scope
 from citebot.settings import Settings
 from dataflows.app import Citebot
-from tests.bot.harness import BotThread, Driver, new_channel
+from tests.bot.harness import USER, BotThread, Driver, new_channel
 from tests.standins.openai_server import embed
 from tests.standins.settings import with_standins
 from tests.standins.slack_server import SlackStandIn
@@ -100,7 +100,7 @@ def wall(citebot: Citebot, settings: Settings, slack: SlackStandIn, figures) -> 
             title=_title(i),
             pages=1,
             chunks=1,
-            added_by="U0WALL",
+            added_by=USER,  # the person who may forget it
             filename=f"ledger-{i:05d}.pdf",
             scopes=(scope.key,),
             status="ingesting",
