@@ -160,6 +160,8 @@ def extract_pages(data: bytes, start: int, end: int, caps: TextCaps = TextCaps()
             continue
         try:
             text = page.extract_text() or ""
+        except MemoryError:  # over the worker's memory cap: refused as too complex, never read as empty
+            raise
         except Exception:  # one bad page must not lose the document
             text = ""
         cut_from = len(text) if max_page_chars and len(text) > max_page_chars else 0
@@ -190,6 +192,8 @@ def pdf_info(reader: PdfReader) -> dict[str, str]:
     try:
         meta = reader.metadata or {}
         return {"title": clean_field(meta.get("/Title")), "author": clean_field(meta.get("/Author"))}
+    except MemoryError:  # over the worker's memory cap: the document is refused, not read without metadata
+        raise
     except Exception:
         return {"title": "", "author": ""}
 
@@ -227,6 +231,8 @@ def largest_text_on_first_page(reader: PdfReader) -> str:
 
     try:
         reader.pages[0].extract_text(visitor_text=visit)
+    except MemoryError:
+        raise
     except Exception:
         return ""
     sized = [size for size, text in runs if len(text) > 3]
