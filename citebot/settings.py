@@ -118,7 +118,7 @@ class Settings:
         "on | off. on: a second stage re-orders the hybrid search's candidates before the top k are used.",
     )
     rerank_candidates: int = _setting(
-        "CITEBOT_RERANK_CANDIDATES", 40, "Candidates the hybrid search hands to the second stage."
+        "CITEBOT_RERANK_CANDIDATES", 80, "Candidates the hybrid search hands to the second stage."
     )
     rerank_model_path: str = _setting(
         "CITEBOT_RERANK_MODEL_PATH",

@@ -161,9 +161,16 @@ def ranked_passages__on(
 def relevance(search_text: str, query_embedding: list[float], retrieved_passages: list[Passage]) -> float:
     """How well the best candidate answers the question (about 0-1): the mean of the best
     coverage of the question's distinctive terms and the best passage's cosine similarity.
-    Below ``decline_below`` the bot declines."""
+    Below ``decline_below`` the bot declines. A name in the question (a word with a capital
+    letter after the first word: "Japanese", "GPT-4", "Mamba") that no candidate contains scores
+    0: the documents are about something else."""
     if not retrieved_passages:
         return 0.0
+    candidate_terms = [_chunk_terms(p) | _terms(p.chunk.context) | _terms(p.title) for p in retrieved_passages]
+    for name in _names(search_text):
+        name_terms = _question_terms(name)
+        if name_terms and not any(all(_in(t, found) for t in name_terms) for found in candidate_terms):
+            return 0.0
     terms = _question_terms(search_text)
     weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
     total = sum(weights.values())
@@ -443,6 +450,7 @@ SUB_QUESTION_CANDIDATES = 8
 _NAME = re.compile(
     r"(?<![\w-])([A-Za-z]*[A-Z][A-Za-z]*[A-Z0-9][\w-]*|[a-z]+\d[\w-]*|[A-Z][a-z]{2,}(?:-\w+)?)(?:'s)?(?![\w-])"
 )
+_NAME_PART = re.compile(r"[A-Za-z0-9]+")
 _CONJUNCTION = re.compile(r"\b(and|or|versus|vs\.?|with)\b", re.I)
 _COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|difference|differences|between)\b", re.I)
 
@@ -497,6 +505,12 @@ def _rerank_signals(question: str, query_embedding: list[float], passages: list[
         }
         for i, p in enumerate(passages)
     ]
+
+
+def _names(text: str) -> list[str]:
+    """The question's names: its words (hyphenated parts apart, the first word left out) with a capital letter."""
+    _, _, rest = text.partition(" ")
+    return [w for w in _NAME_PART.findall(rest) if any(ch.isupper() for ch in w) and any(ch.isalpha() for ch in w)]
 
 
 def _question_terms(text: str) -> list[str]:
