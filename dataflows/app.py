@@ -31,7 +31,7 @@ from hamilton.lifecycle import api as lifecycle
 
 from citebot.arxiv_ids import check_id_count, normalise_arxiv_id, without_version
 from citebot.arxiv_search import ArxivMatch, find_papers
-from citebot.domain import Answer, ArxivOutcome, Document, IngestResult, Mode, Provenance, Scope
+from citebot.domain import Answer, ArxivOutcome, Document, IngestResult, Mode, Passage, Provenance, Scope
 from citebot.embeddings import Embedder, build_embedder
 from citebot.errors import CitebotError, DocumentNotFound, InvalidArxivId
 from citebot.failover import close_store, open_store
@@ -433,8 +433,12 @@ class Citebot:
     def retrieve(self, question: str, scope: Scope, *, top_k: int | None = None, alpha: float | None = None) -> list[Any]:
         """Only the search part (benchmarks, evaluation): the sources an answer would be given,
         best first, without declining."""
+        inputs = self._retrieve_inputs(question, scope, top_k, alpha)
+        return self.drivers["answer"].execute(["relevant_passages"], inputs=inputs)["relevant_passages"]
+
+    def _retrieve_inputs(self, question: str, scope: Scope, top_k: int | None, alpha: float | None) -> dict[str, Any]:
         s = self.settings
-        inputs = {
+        return {
             "question": question,
             "history": [],
             "scope": scope,
@@ -447,7 +451,12 @@ class Citebot:
             "min_relevance": s.min_relevance,
             "decline_below": 0.0,
         }
-        return self.drivers["answer"].execute(["relevant_passages"], inputs=inputs)["relevant_passages"]
+
+    def search(self, question: str, scope: Scope) -> list[Passage]:
+        """Everything the hybrid search finds for ``question`` in ``scope`` (the second stage's
+        candidates, before any ranking or relevance floor): what isolation and crash checks need."""
+        inputs = {**self._retrieve_inputs(question, scope, None, None)}
+        return self.drivers["answer"].execute(["retrieved_passages"], inputs=inputs)["retrieved_passages"]
 
     def find_arxiv(self, *, words: str = "", ids: Sequence[str] = ()) -> list[ArxivMatch]:
         """Top arXiv matches for ``words`` (``/arxiv search``), or the papers ``ids`` (link previews)."""

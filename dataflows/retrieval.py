@@ -198,8 +198,9 @@ def relevant_passages(
     and chunks unrelated to the question (cosine below ``min_relevance``) are dropped, and at most
     ``top_k`` kept; when the question needs a second paper (terms the first paper's sources lack
     are found in another), that paper's best passage is kept too. Bracketed numbers in the
-    document text are neutralised, so only citebot's own markers can become citations."""
-    if relevance < decline_below:
+    document text are neutralised, so only citebot's own markers can become citations. A request
+    for a summary or an overview ("Summarise …") is never declined: it names no fact to look for."""
+    if relevance < decline_below and not _OVERVIEW_REQUEST.search(search_text):
         return []
     kept: list[Passage] = []
     kept_words: list[set[str]] = []
@@ -443,6 +444,11 @@ RERANK_WEIGHTS = {
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
 RELEVANCE_COVERAGE_WEIGHT = 0.5
+_OVERVIEW_REQUEST = re.compile(
+    r"^\W*(?:summari[sz]e|summary|give an overview|overview|tl;?dr|what (?:is|are) (?:this|these|the) "
+    r"(?:paper|document|article|report)s? about)\b",
+    re.IGNORECASE,
+)
 MAX_SUB_QUESTIONS = 3
 SUB_QUESTION_CANDIDATES = 8
 # A name: a word with a capital after its first letter or a digit (BERT, ResNet, word2vec,

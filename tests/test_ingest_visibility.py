@@ -42,6 +42,6 @@ def test_a_document_is_found_only_once_every_chunk_is_stored(base_settings, open
         assert all(found == 0 or stored == total for stored, found, _ in looks), (total, looks)
         assert len([1 for stored, _, _ in looks if 0 < stored < total]) >= 2, (total, looks)
         result = out["result"]
-        hits = bot.retrieve(question, scope)
+        hits = bot.search(question, scope)
         assert hits and {h.chunk.document_id for h in hits} == {result.document.document_id}
         assert [d.chunks for d in bot.documents(scope)] == [result.document.chunks]

@@ -134,7 +134,7 @@ def test_python_api_lists_all_and_finds_the_newest(citebot: Citebot, wall: Wall,
         hits = citebot.retrieve(_question(i), wall.scope)
         found += bool(hits) and hits[0].chunk.document_id == _doc_id(i)
     assert found == len(SAMPLE)
-    assert citebot.retrieve(_question(wall.newest[0]), Scope(wall.scope.workspace, "C-elsewhere")) == []
+    assert citebot.search(_question(wall.newest[0]), Scope(wall.scope.workspace, "C-elsewhere")) == []
     figures.record("document_wall", api_list_seconds=round(list_s, 2), api_newest_found=f"{found}/{len(SAMPLE)}")
 
 

@@ -343,7 +343,7 @@ def test_isolation_matrix_public_private_dm(http: Driver, slack: SlackStandIn, c
                     leaks += 1
                     leaked.append(f"{what!r} shown in {place}")
         # and below Slack: what this place may search is only its own paper
-        hits = citebot.retrieve(" ".join(q for *_, q in PLACES.values()), _scope(team, channel), top_k=20)
+        hits = citebot.search(" ".join(q for *_, q in PLACES.values()), _scope(team, channel))
         checks += 1
         if {h.chunk.document_id for h in hits} - {ids[place]}:
             leaks += 1
@@ -486,7 +486,7 @@ def test_no_secret_in_logs_output_or_slack_messages(
     # errors: model down, an unreadable file, a login page instead of a file, forged requests,
     # an unknown /forget, a Slack 500 and a 429 on posting
     openai_standin.faults.extend([Fault(status=500, path="chat")] * 10)
-    http.command("/ask", "What optimizer was used? (secret-1)", channel)
+    http.command("/ask", "Which optimizer was used to train the Transformer?", channel)
     slack.wait_for(lambda: [m for m in slack.bot_messages(channel) if "try again" in m["text"]], timeout=60)
     openai_standin.faults.clear()
     for content, name, kw in (

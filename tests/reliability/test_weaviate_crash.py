@@ -191,7 +191,7 @@ def test_after_the_restart_nothing_is_lost_and_the_book_is_whole_or_invisible(cr
         state = "complete"
     else:
         assert book_id not in visible
-        hits = new.retrieve("free culture copyright piracy", SCOPE, top_k=20)
+        hits = new.search("free culture copyright piracy", SCOPE)
         assert hits and not any(h.chunk.document_id == book_id for h in hits)
         state = "absent" if record is None and stored == 0 else "invisible leftover (status 'ingesting')"
     # everything indexed before the crash is still there, whole, and answerable
