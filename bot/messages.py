@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from citebot.domain import Answer, ArxivOutcome, Citation, Document, IngestResult
+from citebot.domain import EXCERPT_CHARS, Answer, ArxivOutcome, Citation, Document, IngestResult
 
 Block = dict[str, Any]
 
@@ -25,7 +25,6 @@ MAX_BLOCKS = 50
 MAX_TOTAL_TEXT = 11_000
 MAX_BUTTON_VALUE = 2000
 MAX_FALLBACK = 3000
-EXCERPT_CHARS = 280
 DOCS_PER_PAGE = 20
 ANSWER_BLOCK = "citebot-answer"  # block_id prefix marking a message as a citebot answer
 QUESTION_BLOCK = "citebot-question"

@@ -64,7 +64,7 @@ async def download_pdf(
         raise DownloadFailed(f"I can't download {name}: Slack did not give me a download link for it.")
     declared = int(file.get("size") or 0)
     if declared > max_bytes:
-        raise PdfTooLarge(f"{name} is {declared / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.1f} MiB.")
+        raise PdfTooLarge.of(name, declared, max_bytes)
     return await fetch_pdf(
         url,
         max_bytes,

@@ -97,6 +97,10 @@ class Passage:
     summary: str = ""
 
 
+# The longest excerpt a citation shows (the supporting sentence, cut at a word).
+EXCERPT_CHARS = 300
+
+
 @dataclass(frozen=True)
 class Citation:
     """A passage as an answer shows it: its number ``[n]`` and the excerpt that supports the claim."""

@@ -13,10 +13,6 @@ import aiohttp
 from citebot.errors import DownloadFailed, NotARegularFile, PdfTooLarge
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
-
-
 async def fetch_pdf(
     url: str,
     max_bytes: int,
@@ -38,12 +34,12 @@ async def fetch_pdf(
                         f"I can't access {name}: the server sent a login page instead of the file. {no_access_hint}".strip()
                     )
                 if response.content_length and response.content_length > max_bytes:
-                    raise PdfTooLarge(f"{name} is {_mib(response.content_length)}; the limit is {_mib(max_bytes)}.")
+                    raise PdfTooLarge.of(name, response.content_length, max_bytes)
                 body = bytearray()
                 async for block in response.content.iter_chunked(1 << 16):
                     body.extend(block)
                     if len(body) > max_bytes:
-                        raise PdfTooLarge(f"{name} is larger than the limit of {_mib(max_bytes)}.")
+                        raise PdfTooLarge.of(name, None, max_bytes)
                 return bytes(body)
     except TimeoutError as error:
         raise DownloadFailed(f"The download of {name} timed out after {timeout_s:.0f} s; try again later.") from error
@@ -78,8 +74,8 @@ def read_pdf_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
             kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
             raise NotARegularFile(f"this is {kind}, not a PDF file; give the path of a PDF file.")
         if info.st_size > max_bytes:
-            raise PdfTooLarge(f"The file is {_mib(info.st_size)}; the limit is {_mib(max_bytes)}.")
+            raise PdfTooLarge.of("The file", info.st_size, max_bytes)
         data = file.read(max_bytes + 1)
         if len(data) > max_bytes:  # it grew while we read it
-            raise PdfTooLarge(f"The file is larger than the limit of {_mib(max_bytes)}.")
+            raise PdfTooLarge.of("The file", None, max_bytes)
         return data

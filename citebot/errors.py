@@ -19,7 +19,14 @@ class EmptyFile(CitebotError):
 
 
 class PdfTooLarge(CitebotError):
-    pass
+    """A file over CITEBOT_MAX_PDF_MB, said one way wherever it is found (file, download, Slack)."""
+
+    @classmethod
+    def of(cls, what: str, size: int | None, limit: int) -> PdfTooLarge:
+        """``size`` None: the size is only known to be over the limit (a download cut off)."""
+        if size is None:
+            return cls(f"{what} is larger than the limit of {limit / 2**20:.1f} MiB.")
+        return cls(f"{what} is {size / 2**20:.1f} MiB; the limit is {limit / 2**20:.1f} MiB.")
 
 
 class TooManyPages(CitebotError):

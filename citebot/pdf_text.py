@@ -42,7 +42,7 @@ def check_pdf_bytes(data: bytes, max_bytes: int) -> None:
     if not data:
         raise EmptyFile("The file is empty (0 bytes).")
     if len(data) > max_bytes:
-        raise PdfTooLarge(f"The PDF is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB.")
+        raise PdfTooLarge.of("The PDF", len(data), max_bytes)
     if b"%PDF-" not in data[:1024]:
         raise NotAPdf("That file is not a PDF (it does not start with %PDF-).")
 

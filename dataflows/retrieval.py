@@ -29,7 +29,7 @@ from functools import lru_cache
 from hamilton.function_modifiers import config
 
 from citebot.chunking import is_prose, is_reference_section, sentences
-from citebot.domain import Answer, Citation, Passage, Scope
+from citebot.domain import EXCERPT_CHARS, Answer, Citation, Passage, Scope
 from citebot.embeddings import Embedder
 from citebot.errors import EmptyQuestion
 from citebot.llm import ChatModel, Messages
@@ -39,7 +39,6 @@ from citebot.text_hygiene import without_surrogates
 
 MAX_QUESTION_CHARS = 2000
 NEAR_DUPLICATE_JACCARD = 0.8
-EXCERPT_CHARS = 300
 NOT_IN_SOURCES = "NOT_IN_SOURCES"
 NO_ANSWER_TEXT = (
     "I couldn't find that in the documents added here, so I won't guess. "

@@ -86,7 +86,7 @@ def test_a_pdf_over_the_size_cap_is_refused_naming_the_cap(base_settings):
     from dataflows.app import Citebot
 
     with Citebot(replace(base_settings, collection_prefix="Offline", max_pdf_mb=1.0)) as capped:
-        with pytest.raises(errors.PdfTooLarge, match="limit is 1 MiB"):
+        with pytest.raises(errors.PdfTooLarge, match="limit is 1.0 MiB"):
             capped.ingest_pdf((PDFS / "1706.03762.pdf").read_bytes(), Provenance(scope=SCOPE))
 
 
