@@ -190,6 +190,7 @@ async def answer_in_thread(
         )
         return
     try:
+        stream.searching(await deps.capacity.questions.run(deps.citebot.count_documents, scope))
         answer = await deps.capacity.questions.run(
             deps.citebot.ask,
             options.question,

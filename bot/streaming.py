@@ -36,7 +36,6 @@ STREAM_BUFFER_CHARS = 1200  # text buffered before an appendStream call…
 STREAM_FLUSH_S = 3.0  # …or text waiting this long (a short answer still appears as it is written)
 MAX_STREAM_TEXT = 12_000  # Slack's limit on markdown_text per call
 # Nodes of the answer dataflow whose results the timeline shows (unknown nodes are ignored).
-DOCUMENTS_NODE = "visible_document_ids"
 PASSAGE_NODES = ("relevant_passages",)  # what the answer reads, after the second ranking stage
 # Errors that mean "this workspace/app cannot stream": no point trying again for a while.
 REFUSALS_REMEMBERED_S = 600.0
@@ -124,10 +123,12 @@ class NativeStream:
         return str(self._streamer.ts)
 
     # --- from the worker thread ---------------------------------------------------------------
+    def searching(self, documents: int) -> None:
+        """From the event loop: the number of documents the question searches (the first task)."""
+        self._queue.put_nowait(("documents", documents))
+
     def progress(self, node: str, result: Any) -> None:
-        if node == DOCUMENTS_NODE and isinstance(result, list):
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, ("documents", len(result)))
-        elif node in PASSAGE_NODES and isinstance(result, list):
+        if node in PASSAGE_NODES and isinstance(result, list):
             self._loop.call_soon_threadsafe(self._queue.put_nowait, ("passages", len(result)))
 
     def partial(self, text_so_far: str) -> None:

@@ -564,6 +564,10 @@ class Store:
     def _visible(self, scope: Scope) -> Filter:
         return Filter.by_property("scopes").contains_any([scope.key]) & Filter.by_property("status").equal("ready")
 
+    def count_documents(self, scope: Scope) -> int:
+        """How many ready documents ``scope`` can see (one aggregate query)."""
+        return int(self.documents.aggregate.over_all(filters=self._visible(scope), total_count=True).total_count or 0)
+
     def visible_documents(self, scope: Scope) -> list[Document]:
         """Every ready document visible in ``scope``, newest first (all of them: read a page at a time)."""
         return list(self.iter_visible_documents(scope))

@@ -464,6 +464,10 @@ class Citebot:
         return find_papers(s.arxiv_api_url, s.download_timeout_s, words=words, ids=tuple(ids))
 
     # ---- documents -------------------------------------------------------------------------
+    def count_documents(self, scope: Scope) -> int:
+        """How many documents a question in ``scope`` searches."""
+        return self.store.count_documents(scope)
+
     def documents(self, scope: Scope) -> list[Document]:
         return self.store.visible_documents(scope)
 

@@ -147,8 +147,9 @@ def test_text_is_buffered_but_never_held_longer_than_the_flush_interval(slack: S
         )
         assert stream is not None
 
+        stream.searching(2)
+
         def worker() -> None:
-            stream.progress("visible_document_ids", ["a", "b"])
             stream.progress("relevant_passages", ["p"])
             for i in range(5):
                 stream.partial("".join(f"word{j} " for j in range(i + 1)))
