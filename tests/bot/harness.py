@@ -118,6 +118,21 @@ class Driver:
         return [r for r in self.slack.responses if r.get("path", "").lstrip("/") == path]
 
 
+def forget_confirmed(driver: Driver, slack: SlackStandIn, text: str, channel: str, user: str = USER) -> dict[str, Any]:
+    """`/forget text`, then a click on Remove in the confirmation: the in-channel "Removed" reply
+    (or the first reply, when there is nothing to confirm)."""
+    from bot import messages
+
+    command = driver.command("/forget", text, channel, user=user)
+    prompt = slack.wait_for(lambda: driver.responses_for(command["response_url"]), timeout=60)[0]
+    if not prompt.get("text", "").startswith("Remove "):
+        return prompt
+    payload = slack.click_ephemeral(prompt, messages.FORGET_CONFIRM)
+    driver.click(payload)
+    replies = slack.wait_for(lambda: (r := driver.responses_for(payload["response_url"])) and len(r) >= 2 and r, timeout=60)
+    return replies[1]
+
+
 def new_channel(slack: SlackStandIn, prefix: str = "C", *, member: bool = True) -> str:
     channel = prefix + uuid.uuid4().hex[:9].upper()
     slack.add_channel(channel, member=member)

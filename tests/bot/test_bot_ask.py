@@ -10,7 +10,7 @@ import pytest
 
 from bot import messages
 from dataflows.app import Citebot
-from tests.bot.harness import ATTENTION, USER, Driver, new_channel, share_file, thread_texts, wait_quiet
+from tests.bot.harness import ATTENTION, USER, Driver, forget_confirmed, new_channel, share_file, thread_texts, wait_quiet
 from tests.standins.background import Fault
 from tests.standins.slack_server import SlackStandIn
 
@@ -160,8 +160,7 @@ def test_docs_lists_and_forget_removes(driver: Driver, slack: SlackStandIn) -> N
     missing = driver.command("/forget", "no such paper", channel)
     error = slack.wait_for(lambda: driver.responses_for(missing["response_url"]))[0]
     assert error["text"].startswith(":x:") and error["response_type"] == "ephemeral"
-    forget = driver.command("/forget", "attention is all", channel)
-    removed = slack.wait_for(lambda: driver.responses_for(forget["response_url"]))[0]
+    removed = forget_confirmed(driver, slack, "attention is all", channel)
     assert "Removed" in removed["text"] and removed["response_type"] == "in_channel"
     again = driver.command("/docs", "", channel)
     assert "No documents" in slack.wait_for(lambda: driver.responses_for(again["response_url"]))[0]["text"]

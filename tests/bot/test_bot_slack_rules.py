@@ -24,6 +24,7 @@ from tests.bot.harness import (
     USER,
     Driver,
     bot_posts,
+    forget_confirmed,
     new_channel,
     one_page_pdf,
     share_file,
@@ -337,8 +338,7 @@ def test_resharing_after_forget_indexes_again(driver: Driver, slack: SlackStandI
     message, payload = share_file(slack, channel, pdf, "quokka.pdf")
     driver.deliver(payload)
     slack.wait_for(lambda: [t for t in thread_texts(slack, channel, message["ts"]) if "pages" in t])
-    forget = driver.command("/forget", "quokka", channel)
-    slack.wait_for(lambda: driver.responses_for(forget["response_url"]))
+    assert "Removed" in forget_confirmed(driver, slack, "quokka", channel)["text"]
     assert citebot.documents(Scope(slack.state.team_id, channel)) == []
     file = message["files"][0]
     again = slack.user_message(channel, USER, "once more", files=[file])

@@ -26,7 +26,7 @@ from bot.runner import BotServer
 from citebot.domain import Chunk, Document, Scope
 from citebot.settings import Settings
 from dataflows.app import Citebot
-from tests.bot.harness import USER, BotThread, Driver, new_channel
+from tests.bot.harness import USER, BotThread, Driver, forget_confirmed, new_channel
 from tests.standins.openai_server import embed
 from tests.standins.settings import with_standins
 from tests.standins.slack_server import SlackStandIn
@@ -207,8 +207,7 @@ def test_bot_lists_answers_and_forgets_the_newest(http: Driver, slack: SlackStan
     assert _title(i) in json.dumps(answer["blocks"]), answer["text"]
 
     target = wall.newest[6]
-    forget = http.command("/forget", _title(target), wall.channel)
-    removed = slack.wait_for(lambda: http.responses_for(forget["response_url"]), timeout=60)[0]
+    removed = forget_confirmed(http, slack, _title(target), wall.channel)
     assert "Removed" in removed["text"] and _title(target) in removed["text"], removed["text"]
     again = http.command("/docs", "", wall.channel)
     shown = json.dumps(slack.wait_for(lambda: http.responses_for(again["response_url"]), timeout=60)[0]["blocks"])
