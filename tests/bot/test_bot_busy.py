@@ -82,7 +82,7 @@ def test_questions_and_other_channels_are_not_stalled_by_a_flooded_channel(busy_
     seed = random.randrange(10**9)
     flood = []
     for i in range(FLOOD):
-        message, payload = share_file(slack, busy, slow_pdf(seed=seed + i, empty_shows=40_000), f"slow-{i}.pdf")
+        message, payload = share_file(slack, busy, slow_pdf(seed=seed + i, empty_shows=120_000), f"slow-{i}.pdf")
         driver.deliver(payload)
         flood.append(message)
 
