@@ -30,7 +30,7 @@ class ArxivMatch:
     first_line: str  # the abstract's first sentence
 
 
-class _TimeoutSession(requests.Session):
+class TimeoutSession(requests.Session):
     """The arxiv package calls ``session.get(url)`` without a timeout; give every call one."""
 
     def __init__(self, timeout_s: float) -> None:
@@ -62,7 +62,7 @@ def find_papers(
     """The top ``limit`` papers matching ``words`` (arXiv's relevance order), or the papers ``ids``."""
     client = arxiv.Client(page_size=limit, delay_seconds=0.0, num_retries=2)
     client.query_url_format = api_url + "?{}"
-    client._session = _TimeoutSession(min(timeout_s, 30.0))
+    client._session = TimeoutSession(min(timeout_s, 30.0))
     search = arxiv.Search(query=search_query(words) if words else "", id_list=list(ids), max_results=limit)
     try:
         results = list(client.results(search))

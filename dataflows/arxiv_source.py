@@ -15,6 +15,7 @@ import arxiv
 import requests
 
 from citebot.arxiv_ids import normalise_arxiv_id, without_version
+from citebot.arxiv_search import TimeoutSession
 from citebot.downloads import fetch_pdf
 from citebot.errors import ArxivNotFound, ArxivUnavailable
 
@@ -28,7 +29,7 @@ def arxiv_metadata(arxiv_id: str, arxiv_api_url: str, download_timeout_s: float)
     """Title, authors and abstract from the arXiv API."""
     client = arxiv.Client(page_size=1, delay_seconds=0.0, num_retries=2)
     client.query_url_format = arxiv_api_url + "?{}"
-    client._session = _TimeoutSession(min(download_timeout_s, 30.0))
+    client._session = TimeoutSession(min(download_timeout_s, 30.0))
     try:
         results = list(client.results(arxiv.Search(id_list=[arxiv_id], max_results=1)))
     except arxiv.HTTPError as error:
@@ -65,15 +66,3 @@ def pdf_bytes(
     return asyncio.run(
         fetch_pdf(arxiv_pdf_url.format(id=arxiv_id), max_pdf_bytes, download_timeout_s, name=f"The PDF of {arxiv_id}")
     )
-
-
-class _TimeoutSession(requests.Session):
-    """The arxiv package calls ``session.get(url)`` without a timeout; give every call one."""
-
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__()
-        self._timeout_s = timeout_s
-
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout_s)
-        return super().request(*args, **kwargs)
