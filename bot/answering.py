@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from bot.deps import Deps, log
 from bot.incoming import Incoming, plain_text
 from bot.pacing import PartialBudget
 from bot.streaming import NativeStream
-from citebot.domain import Mode, Scope
+from citebot.domain import Answer, Mode, Scope
 from citebot.errors import CitebotError
 from citebot.settings import TOP_K_MAX, TOP_K_MIN
 
@@ -191,17 +192,7 @@ async def answer_in_thread(
         return
     try:
         stream.searching(await deps.capacity.questions.run(deps.citebot.count_documents, scope))
-        answer = await deps.capacity.questions.run(
-            deps.citebot.ask,
-            options.question,
-            scope,
-            top_k=options.top_k,
-            alpha=options.alpha,
-            mode=options.mode,
-            history=tuple(history or ()),
-            on_partial=stream.partial,
-            on_progress=stream.progress,
-        )
+        answer = await _ask(deps, scope, options, history, on_partial=stream.partial, on_progress=stream.progress)
     except CitebotError as error:
         await stream.fail(messages.error_text(str(error)))
         return
@@ -216,6 +207,29 @@ async def answer_in_thread(
     elif stream.tail_refused:
         more = []  # every source is in the text already
     await _post_more(deps, client, channel, thread_ts, more)
+
+
+async def _ask(
+    deps: Deps,
+    scope: Scope,
+    options: AskOptions,
+    history: list[tuple[str, str]] | None,
+    *,
+    on_partial: Callable[[str], None],
+    on_progress: Callable[[str, Any], None] | None = None,
+) -> Answer:
+    """``Citebot.ask`` on a question thread (never one indexing uses)."""
+    return await deps.capacity.questions.run(
+        deps.citebot.ask,
+        options.question,
+        scope,
+        top_k=options.top_k,
+        alpha=options.alpha,
+        mode=options.mode,
+        history=tuple(history or ()),
+        on_partial=on_partial,
+        on_progress=on_progress,
+    )
 
 
 async def _answer_with_updates(
@@ -236,16 +250,7 @@ async def _answer_with_updates(
         deps.partial_client, channel, ts, deps.stream_interval_s, budget=deps.partials, workspace=scope.workspace
     )
     try:
-        answer = await deps.capacity.questions.run(
-            deps.citebot.ask,
-            options.question,
-            scope,
-            top_k=options.top_k,
-            alpha=options.alpha,
-            mode=options.mode,
-            history=tuple(history or ()),
-            on_partial=updater.push,
-        )
+        answer = await _ask(deps, scope, options, history, on_partial=updater.push)
     except CitebotError as error:
         await updater.close()
         text = messages.error_text(str(error))
@@ -344,6 +349,13 @@ def thread_history(
     return turns[-limit:]
 
 
+def history_before(thread: Thread | None, message: Incoming) -> list[tuple[str, str]]:
+    """The conversation in ``thread`` before ``message`` (empty outside a thread)."""
+    if thread is None:
+        return []
+    return thread_history(thread.messages, bot_user_id=message.bot_user_id, bot_id=message.bot_id, before_ts=message.ts)
+
+
 async def answer_message(deps: Deps, client: AsyncWebClient, message: Incoming, thread: Thread | None) -> None:
     """Answer the question in a message (mention, DM, follow-up) in its thread, with the thread's
     earlier turns as history."""
@@ -351,11 +363,7 @@ async def answer_message(deps: Deps, client: AsyncWebClient, message: Incoming, 
         hint = "Ask me a question after the mention, e.g. `@citebot What optimizer was used?`"
         await client.chat_postMessage(channel=message.channel, thread_ts=message.reply_thread, text=hint)
         return
-    history = (
-        thread_history(thread.messages, bot_user_id=message.bot_user_id, bot_id=message.bot_id, before_ts=message.ts)
-        if thread is not None
-        else []
-    )
+    history = history_before(thread, message)
     await answer_in_thread(
         deps,
         client,

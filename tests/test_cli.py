@@ -17,16 +17,22 @@ def run(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.Com
     return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def cli_env(weaviate, tmp_path_factory) -> dict[str, str]:
+def cli_environment(weaviate, data_dir, prefix: str, **extra: str) -> dict[str, str]:
+    """A newcomer's environment (no citebot, model or Slack settings) pointed at the test Weaviate."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_", "CITEBOT_", "WEAVIATE_"))}
     env.update(
         WEAVIATE_URL=weaviate.url,
         WEAVIATE_GRPC_PORT=str(weaviate.grpc_port),
-        CITEBOT_COLLECTION_PREFIX="Cli",
-        CITEBOT_DATA_DIR=str(tmp_path_factory.mktemp("cli-data")),
+        CITEBOT_COLLECTION_PREFIX=prefix,
+        CITEBOT_DATA_DIR=str(data_dir),
+        **extra,
     )
     return env
+
+
+@pytest.fixture(scope="module")
+def cli_env(weaviate, tmp_path_factory) -> dict[str, str]:
+    return cli_environment(weaviate, tmp_path_factory.mktemp("cli-data"), "Cli")
 
 
 def test_ingest_ask_docs_forget(cli_env):

@@ -4,24 +4,16 @@ Before, `citebot forget e` removed the only document whose id starts with "e".""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from tests.paths import PDFS
-from tests.test_cli import run
+from tests.test_cli import cli_environment, run
 
 
 @pytest.fixture(scope="module")
 def env(weaviate, tmp_path_factory) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_", "CITEBOT_", "WEAVIATE_"))}
-    env.update(
-        WEAVIATE_URL=weaviate.url,
-        WEAVIATE_GRPC_PORT=str(weaviate.grpc_port),
-        CITEBOT_COLLECTION_PREFIX="CliForget",
-        CITEBOT_DATA_DIR=str(tmp_path_factory.mktemp("cli-forget")),
-    )
-    return env
+    return cli_environment(weaviate, tmp_path_factory.mktemp("cli-forget"), "CliForget")
 
 
 def docs(env: dict[str, str]) -> dict[str, str]:

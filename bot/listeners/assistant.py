@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.answering import AskOptions, answer_in_thread, read_thread_of, thread_history
+from bot.answering import AskOptions, answer_in_thread, history_before, read_thread_of
 from bot.deps import Deps, log
 from bot.guard import never_silent
 from bot.incoming import Incoming, scope_of
@@ -120,11 +120,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 channel_id=message.channel, thread_ts=thread_ts, status=messages.PANEL_STATUS
             )
             thread = await read_thread_of(client, message)
-            history = (
-                thread_history(thread.messages, bot_user_id=message.bot_user_id, bot_id=message.bot_id, before_ts=message.ts)
-                if thread is not None
-                else []
-            )
+            history = history_before(thread, message)
             await answer_in_thread(
                 deps,
                 client,

@@ -14,6 +14,7 @@ import pytest
 
 from tests.hostile import pdfgen
 from tests.hostile.conftest import BUDGET_S, MARGIN_S
+from tests.test_cli import cli_environment
 
 # Python start, model load and Weaviate connection, on a busy 2-core machine.
 STARTUP_S = 30.0
@@ -31,12 +32,10 @@ def text(output: bytes) -> str:
 
 @pytest.fixture(scope="module")
 def cli_env(weaviate, tmp_path_factory) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_", "CITEBOT_", "WEAVIATE_"))}
-    env.update(
-        WEAVIATE_URL=weaviate.url,
-        WEAVIATE_GRPC_PORT=str(weaviate.grpc_port),
-        CITEBOT_COLLECTION_PREFIX="HostileCli",
-        CITEBOT_DATA_DIR=str(tmp_path_factory.mktemp("hostile-cli-data")),
+    env = cli_environment(
+        weaviate,
+        tmp_path_factory.mktemp("hostile-cli-data"),
+        "HostileCli",
         CITEBOT_PARSE_BUDGET=str(BUDGET_S),
         PYTHONPATH=str(Path(__file__).resolve().parents[2]),
     )
