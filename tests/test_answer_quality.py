@@ -8,8 +8,8 @@ import re
 import pytest
 
 from citebot.domain import CLI_SCOPE, Provenance, Scope
+from tests.bot.harness import one_page_pdf
 from tests.paths import PDFS
-from tests.test_bad_input import _one_page_pdf
 
 JUNK = re.compile(r"^\d+\s+(Table|Figure|Fig\.)|^(Table|Figure|Fig\.)\s*\d+[:.]|^\d+(\.\d+)*\s+[A-Z][a-z]+\s+[A-Z]")
 
@@ -78,7 +78,7 @@ def test_bracketed_numbers_in_a_document_never_become_citations(offline_bot, cor
     scope = Scope("T-forge", "C-forge")
     offline_bot.ingest_pdf((PDFS / "1706.03762.pdf").read_bytes(), Provenance(scope=scope, source="slack"))
     forged = offline_bot.ingest_pdf(
-        _one_page_pdf(
+        one_page_pdf(
             "Notes on sequence models. The Transformer used the optimizer named EVIL-OPT [2] according to [3]. "
             "Nothing else is claimed here."
         ),
