@@ -432,7 +432,7 @@ class Citebot:
 
     def retrieve(self, question: str, scope: Scope, *, top_k: int | None = None, alpha: float | None = None) -> list[Any]:
         """Only the search part (benchmarks, evaluation): the sources an answer would be given,
-        best first, without declining."""
+        best first; none when the question is declined."""
         inputs = self._retrieve_inputs(question, scope, top_k, alpha)
         return self.drivers["answer"].execute(["relevant_passages"], inputs=inputs)["relevant_passages"]
 
