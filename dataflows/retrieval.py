@@ -117,13 +117,18 @@ def sub_questions(search_text: str) -> list[str]:
     return out
 
 
+def sub_question_embeddings(sub_questions: list[str], embedder: Embedder) -> list[list[float]]:
+    return [embedder.embed_query(q) for q in sub_questions]
+
+
 def sub_question_passages(
-    sub_questions: list[str], embedder: Embedder, scope: Scope, store: Store, alpha: float
+    sub_questions: list[str], sub_question_embeddings: list[list[float]], scope: Scope, store: Store, alpha: float
 ) -> list[list[Passage]]:
     """The best chunks for each sub-question: a question about two papers keeps both papers'
     best chunks among the candidates even when one paper dominates the whole question's search."""
     return [
-        store.search(q, embedder.embed_query(q), scope, limit=SUB_QUESTION_CANDIDATES, alpha=alpha) for q in sub_questions
+        store.search(q, v, scope, limit=SUB_QUESTION_CANDIDATES, alpha=alpha)
+        for q, v in zip(sub_questions, sub_question_embeddings)
     ]
 
 
@@ -145,16 +150,28 @@ def ranked_passages__on(
     coverage of the question's distinctive terms, title/section context, agreement of the
     keyword and vector legs), plus a cross-encoder's scores when one is configured. Each
     passage's ``score`` becomes its second-stage score."""
-    retrieved_passages = _merged(retrieved_passages, sub_question_passages)
-    if not retrieved_passages:
-        return []
-    signals = _rerank_signals(search_text, query_embedding, retrieved_passages)
-    scores = [sum(RERANK_WEIGHTS[k] * v for k, v in s.items() if k in RERANK_WEIGHTS) for s in signals]
-    if reranker is not None:
-        cross = reranker.scores(search_text, [p.chunk.embedding_text for p in retrieved_passages])
-        scores = [a + CROSS_ENCODER_WEIGHT * b for a, b in zip(scores, _min_max(cross))]
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    return [replace(retrieved_passages[i], score=round(scores[i], 4)) for i in order]
+    return _second_stage(search_text, query_embedding, _merged(retrieved_passages, sub_question_passages), reranker)
+
+
+@config.when(rerank="off")
+def ranked_sub_question_passages__off(sub_question_passages: list[list[Passage]]) -> list[list[Passage]]:
+    """Second stage switched off: each sub-question's chunks in the hybrid search's order."""
+    return sub_question_passages
+
+
+@config.when(rerank="on")
+def ranked_sub_question_passages__on(
+    sub_questions: list[str],
+    sub_question_embeddings: list[list[float]],
+    sub_question_passages: list[list[Passage]],
+    reranker: Reranker | None,
+) -> list[list[Passage]]:
+    """Each sub-question's chunks ordered by the second stage, scored against the sub-question
+    itself, so each named paper's best chunk is the one that answers its part of the question."""
+    return [
+        _second_stage(q, v, found, reranker)
+        for q, v, found in zip(sub_questions, sub_question_embeddings, sub_question_passages)
+    ]
 
 
 def relevance(search_text: str, query_embedding: list[float], retrieved_passages: list[Passage]) -> float:
@@ -184,7 +201,7 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
 
 def relevant_passages(
     ranked_passages: list[Passage],
-    sub_question_passages: list[list[Passage]],
+    ranked_sub_question_passages: list[list[Passage]],
     query_embedding: list[float],
     search_text: str,
     relevance: float,
@@ -214,14 +231,14 @@ def relevant_passages(
         if len(kept) == top_k:
             break
     firsts: list[Passage] = []  # for each sub-question, its best chunk of a paper not chosen for another
-    for found in sub_question_passages:
+    for found in ranked_sub_question_passages:
         pick = next((p for p in found if p.chunk.document_id not in {f.chunk.document_id for f in firsts}), None)
         if pick is not None:
             firsts.append(next((p for p in ranked_passages if p.chunk_id == pick.chunk_id), pick))
     if len(firsts) > 1:  # each named paper's best chunk first, then the rest
         ids = {f.chunk_id for f in firsts}
         kept = [*firsts, *(p for p in kept if p.chunk_id not in ids)][: max(top_k, len(firsts))]
-    elif not sub_question_passages:
+    elif not ranked_sub_question_passages:
         second = _second_paper(search_text, ranked_passages, kept)
         if second is not None:
             kept = [*kept[:1], second, *kept[1:]][:top_k] if top_k > 1 else kept
@@ -449,6 +466,22 @@ _NAME = re.compile(
 _NAME_PART = re.compile(r"[A-Za-z0-9]+")
 _CONJUNCTION = re.compile(r"\b(and|or|versus|vs\.?|with)\b", re.I)
 _COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|difference|differences|between)\b", re.I)
+
+
+def _second_stage(
+    question: str, query_embedding: list[float], passages: list[Passage], reranker: Reranker | None
+) -> list[Passage]:
+    """The passages ordered by the weighted sum of their signals (plus a cross-encoder's scores
+    when one is configured); each passage's ``score`` becomes that sum."""
+    if not passages:
+        return []
+    signals = _rerank_signals(question, query_embedding, passages)
+    scores = [sum(RERANK_WEIGHTS[k] * v for k, v in s.items() if k in RERANK_WEIGHTS) for s in signals]
+    if reranker is not None:
+        cross = reranker.scores(question, [p.chunk.embedding_text for p in passages])
+        scores = [a + CROSS_ENCODER_WEIGHT * b for a, b in zip(scores, _min_max(cross))]
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return [replace(passages[i], score=round(scores[i], 4)) for i in order]
 
 
 def _rerank_signals(question: str, query_embedding: list[float], passages: list[Passage]) -> list[dict[str, float]]:
