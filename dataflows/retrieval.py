@@ -382,7 +382,11 @@ def draft_answer__extractive(
     others = 3 if len(sub_questions) > 1 else 2
     shortlist = [i for n, found in per_source.items() for i in (found if n == first_source else found[:others])]
     vectors = embedder.embed_documents([candidates[i][0] for i in shortlist])
-    score = {i: lexical[i] + _cosine(v, query_embedding) for i, v in zip(shortlist, vectors)}
+    amount = bool(_QUANTITY_QUESTION.search(search_text))  # a question asking for an amount wants a number
+    score = {
+        i: lexical[i] + _cosine(v, query_embedding) + QUANTITY_BONUS * (amount and bool(_DIGIT.search(candidates[i][0])))
+        for i, v in zip(shortlist, vectors)
+    }
     best = max((i for i in shortlist if candidates[i][1].n == first_source), key=lambda i: score[i])
     chosen = [best]
     first_paper = candidates[best][1].document_id
@@ -447,6 +451,7 @@ RERANK_WEIGHTS = {
     "agreement": 0.25,
     "reference_list": -0.5,
     "prose": 0.5,
+    "quantity": 0.5,
 }
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
@@ -464,6 +469,14 @@ _NAME = re.compile(
     r"(?<![\w-])([A-Za-z]*[A-Z][A-Za-z]*[A-Z0-9][\w-]*|[a-z]+\d[\w-]*|[A-Z][a-z]{2,}(?:-\w+)?)(?:'s)?(?![\w-])"
 )
 _NAME_PART = re.compile(r"[A-Za-z0-9]+")
+# A question asking for an amount ("how many layers", "what share of tokens", "what dimension"):
+# its answer is a sentence with a number in it.
+_QUANTITY_QUESTION = re.compile(
+    r"\b(?:how (?:many|much|big|large|long|fast|often)|what (?:share|percentage|fraction|size|dimension|value|number"
+    r"|score|error|accuracy|rate)|which values?)\b",
+    re.IGNORECASE,
+)
+_DIGIT = re.compile(r"\d")
 _CONJUNCTION = re.compile(r"\b(and|or|versus|vs\.?|with)\b", re.I)
 _COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|difference|differences|between)\b", re.I)
 
@@ -511,6 +524,20 @@ def _rerank_signals(question: str, query_embedding: list[float], passages: list[
         max((sum(w for t, w in weights.items() if _in(t, set(s))) / total for s in group), default=0.0)
         for group in chunk_sentences
     ]
+    # For a question asking for an amount: the best coverage by a prose sentence holding a number.
+    quantity = [
+        max(
+            (
+                sum(w for t, w in weights.items() if _in(t, _terms(s))) / total
+                for s in sentences(p.chunk.text)
+                if _DIGIT.search(s) and is_prose(s)
+            ),
+            default=0.0,
+        )
+        if _QUANTITY_QUESTION.search(question)
+        else 0.0
+        for p in passages
+    ]
     cosines = [_cosine(p.vector, query_embedding) for p in passages]
     lexical = [sum(w for t, w in weights.items() if _in(t, ct)) / total for ct in chunk_terms]
     context = [sum(w for t, w in weights.items() if _in(t, _terms(p.chunk.context))) / total for p in passages]
@@ -531,6 +558,7 @@ def _rerank_signals(question: str, query_embedding: list[float], passages: list[
             "agreement": min(lexical_rank[i], cosine_rank[i]),
             "reference_list": float(is_reference_section(p.chunk.context)),
             "prose": prose[i],
+            "quantity": quantity[i],
         }
         for i, p in enumerate(passages)
     ]
@@ -571,6 +599,8 @@ def _answer_claims(text: str) -> list[tuple[str, list[int]]]:
 # ---- helpers (private: not nodes) -------------------------------------------------------
 
 EXTRACTIVE_SOURCES = 4
+# A sentence with a number scores this much more as the answer to a question asking for an amount.
+QUANTITY_BONUS = 0.25
 # A second bullet must score at least this share of the first's.
 SECOND_BULLET_RATIO = 0.7
 SECOND_PAPER_NEW_TERMS = 0.2
