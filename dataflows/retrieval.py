@@ -384,7 +384,7 @@ def draft_answer__extractive(
     vectors = embedder.embed_documents([candidates[i][0] for i in shortlist])
     amount = bool(_QUANTITY_QUESTION.search(search_text))  # a question asking for an amount wants a number
     score = {
-        i: lexical[i] + _cosine(v, query_embedding) + QUANTITY_BONUS * (amount and bool(_DIGIT.search(candidates[i][0])))
+        i: lexical[i] + _cosine(v, query_embedding) + QUANTITY_BONUS * (amount and _has_amount(candidates[i][0]))
         for i, v in zip(shortlist, vectors)
     }
     best = max((i for i in shortlist if candidates[i][1].n == first_source), key=lambda i: score[i])
@@ -477,6 +477,7 @@ _QUANTITY_QUESTION = re.compile(
     re.IGNORECASE,
 )
 _DIGIT = re.compile(r"\d")
+_NUMBERED_THING = re.compile(r"\b(?:Figure|Fig\.|Table|Section|Sec\.|Eq\.|Eqn\.|Equation|Appendix|Algorithm)\s*\(?[A-Z]?\d+")
 _CONJUNCTION = re.compile(r"\b(and|or|versus|vs\.?|with)\b", re.I)
 _COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|difference|differences|between)\b", re.I)
 
@@ -530,7 +531,7 @@ def _rerank_signals(question: str, query_embedding: list[float], passages: list[
             (
                 sum(w for t, w in weights.items() if _in(t, _terms(s))) / total
                 for s in sentences(p.chunk.text)
-                if _DIGIT.search(s) and is_prose(s)
+                if _has_amount(s) and is_prose(s)
             ),
             default=0.0,
         )
@@ -608,6 +609,11 @@ _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _GLUED = re.compile(r"[a-z]{8,}")
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
 _COMPOUND = re.compile(r"\b([a-z]+)[-\s]?(\d+)\b|\b(\d+)-([a-z]+)\b")
+
+
+def _has_amount(sentence: str) -> bool:
+    """A sentence with a number in it other than a figure's, table's or section's number."""
+    return bool(_DIGIT.search(_NUMBERED_THING.sub(" ", sentence)))
 
 
 def _prose_share(text: str) -> float:
