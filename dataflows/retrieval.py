@@ -148,8 +148,9 @@ def ranked_passages__on(
 ) -> list[Passage]:
     """The second ranking stage: candidates re-ordered by local signals (best-sentence BM25,
     coverage of the question's distinctive terms, title/section context, agreement of the
-    keyword and vector legs), plus a cross-encoder's scores when one is configured. Each
-    passage's ``score`` becomes its second-stage score."""
+    keyword and vector legs, a sentence with a number for a question asking for an amount),
+    plus a cross-encoder's scores when one is configured. Each passage's ``score`` becomes its
+    second-stage score."""
     return _second_stage(search_text, query_embedding, _merged(retrieved_passages, sub_question_passages), reranker)
 
 
@@ -440,7 +441,8 @@ def answer(clean_question: str, checked_answer: str, numbered_sources: list[Cita
 # ---- the second stage's signals (not nodes) ------------------------------------------
 
 # Weights of the second stage's signals (each 0-1), tuned on the tuning split of
-# bench/labelled_questions.json (bench/quality.py reports each signal's effect).
+# bench/labelled_questions.json and checked on its held-out split (bench/quality.py reports each
+# signal's effect on both; docs/performance.md lists what was tried and not kept).
 RERANK_WEIGHTS = {
     "hybrid": 1.0,
     "cosine": 0.0,
