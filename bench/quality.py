@@ -12,7 +12,7 @@ boundary). Reported per question kind (single paper, two papers, unanswerable) a
 * evidence words in the answer (at least half the passage's content words appear in it);
 * unanswerables declined, answerable questions wrongly declined;
 * warm ``Citebot.ask`` latency (p50 / p95);
-* each second-stage signal's effect: MRR@10 with that signal's weight set to zero.
+* each second-stage signal's effect: MRR@10 with that signal's weight set to zero (all / tuning / held-out).
 
 ``--quick`` runs the questions over the first three papers only.
 """
@@ -201,7 +201,8 @@ def run(env: BenchEnv) -> dict[str, Any]:
         try:
             for signal in saved:
                 retrieval.RERANK_WEIGHTS[signal] = 0.0
-                ablation[signal] = summarise(evaluate(bot, questions, ids, answers=False))["mrr@10"]
+                groups = report(evaluate(bot, questions, ids, answers=False))
+                ablation[signal] = {g: groups[g]["mrr@10"] for g in ("all", "tuning", "held_out") if g in groups}
                 retrieval.RERANK_WEIGHTS[signal] = saved[signal]
         finally:
             retrieval.RERANK_WEIGHTS.update(saved)

@@ -231,8 +231,18 @@ def _quality(r: dict[str, Any]) -> list[Row]:
     )
     ablation = r.get("without_signal_mrr@10")
     if ablation:
-        cells = ", ".join(f"{k} {v:.3f}" for k, v in ablation.items())
-        rows.append(("quality", f"MRR@10 with one signal removed (all on: {a['mrr@10']:.3f})", cells, "", ""))
+
+        def splits(v: Any) -> str:  # all / tuning / held-out (older results: all only)
+            return (
+                "/".join(f"{v[g]:.3f}" for g in ("all", "tuning", "held_out") if g in v)
+                if isinstance(v, dict)
+                else f"{v:.3f}"
+            )
+
+        on = r["second_stage_on"]
+        baseline = splits({g: on[g]["mrr@10"] for g in ("all", "tuning", "held_out") if g in on})
+        cells = ", ".join(f"{k} {splits(v)}" for k, v in ablation.items())
+        rows.append(("quality", f"MRR@10 all/tuning/held-out with one signal removed (all on: {baseline})", cells, "", ""))
     return rows
 
 

@@ -117,13 +117,18 @@ def sub_questions(search_text: str) -> list[str]:
     return out
 
 
+def sub_question_embeddings(sub_questions: list[str], embedder: Embedder) -> list[list[float]]:
+    return [embedder.embed_query(q) for q in sub_questions]
+
+
 def sub_question_passages(
-    sub_questions: list[str], embedder: Embedder, scope: Scope, store: Store, alpha: float
+    sub_questions: list[str], sub_question_embeddings: list[list[float]], scope: Scope, store: Store, alpha: float
 ) -> list[list[Passage]]:
     """The best chunks for each sub-question: a question about two papers keeps both papers'
     best chunks among the candidates even when one paper dominates the whole question's search."""
     return [
-        store.search(q, embedder.embed_query(q), scope, limit=SUB_QUESTION_CANDIDATES, alpha=alpha) for q in sub_questions
+        store.search(q, v, scope, limit=SUB_QUESTION_CANDIDATES, alpha=alpha)
+        for q, v in zip(sub_questions, sub_question_embeddings)
     ]
 
 
@@ -143,18 +148,31 @@ def ranked_passages__on(
 ) -> list[Passage]:
     """The second ranking stage: candidates re-ordered by local signals (best-sentence BM25,
     coverage of the question's distinctive terms, title/section context, agreement of the
-    keyword and vector legs), plus a cross-encoder's scores when one is configured. Each
-    passage's ``score`` becomes its second-stage score."""
-    retrieved_passages = _merged(retrieved_passages, sub_question_passages)
-    if not retrieved_passages:
-        return []
-    signals = _rerank_signals(search_text, query_embedding, retrieved_passages)
-    scores = [sum(RERANK_WEIGHTS[k] * v for k, v in s.items() if k in RERANK_WEIGHTS) for s in signals]
-    if reranker is not None:
-        cross = reranker.scores(search_text, [p.chunk.embedding_text for p in retrieved_passages])
-        scores = [a + CROSS_ENCODER_WEIGHT * b for a, b in zip(scores, _min_max(cross))]
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    return [replace(retrieved_passages[i], score=round(scores[i], 4)) for i in order]
+    keyword and vector legs, a sentence with a number for a question asking for an amount),
+    plus a cross-encoder's scores when one is configured. Each passage's ``score`` becomes its
+    second-stage score."""
+    return _second_stage(search_text, query_embedding, _merged(retrieved_passages, sub_question_passages), reranker)
+
+
+@config.when(rerank="off")
+def ranked_sub_question_passages__off(sub_question_passages: list[list[Passage]]) -> list[list[Passage]]:
+    """Second stage switched off: each sub-question's chunks in the hybrid search's order."""
+    return sub_question_passages
+
+
+@config.when(rerank="on")
+def ranked_sub_question_passages__on(
+    sub_questions: list[str],
+    sub_question_embeddings: list[list[float]],
+    sub_question_passages: list[list[Passage]],
+    reranker: Reranker | None,
+) -> list[list[Passage]]:
+    """Each sub-question's chunks ordered by the second stage, scored against the sub-question
+    itself, so each named paper's best chunk is the one that answers its part of the question."""
+    return [
+        _second_stage(q, v, found, reranker)
+        for q, v, found in zip(sub_questions, sub_question_embeddings, sub_question_passages)
+    ]
 
 
 def relevance(search_text: str, query_embedding: list[float], retrieved_passages: list[Passage]) -> float:
@@ -184,7 +202,7 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
 
 def relevant_passages(
     ranked_passages: list[Passage],
-    sub_question_passages: list[list[Passage]],
+    ranked_sub_question_passages: list[list[Passage]],
     query_embedding: list[float],
     search_text: str,
     relevance: float,
@@ -214,14 +232,14 @@ def relevant_passages(
         if len(kept) == top_k:
             break
     firsts: list[Passage] = []  # for each sub-question, its best chunk of a paper not chosen for another
-    for found in sub_question_passages:
+    for found in ranked_sub_question_passages:
         pick = next((p for p in found if p.chunk.document_id not in {f.chunk.document_id for f in firsts}), None)
         if pick is not None:
             firsts.append(next((p for p in ranked_passages if p.chunk_id == pick.chunk_id), pick))
     if len(firsts) > 1:  # each named paper's best chunk first, then the rest
         ids = {f.chunk_id for f in firsts}
         kept = [*firsts, *(p for p in kept if p.chunk_id not in ids)][: max(top_k, len(firsts))]
-    elif not sub_question_passages:
+    elif not ranked_sub_question_passages:
         second = _second_paper(search_text, ranked_passages, kept)
         if second is not None:
             kept = [*kept[:1], second, *kept[1:]][:top_k] if top_k > 1 else kept
@@ -330,10 +348,13 @@ def draft_answer__extractive(
     sub_questions: list[str],
     embedder: Embedder,
 ) -> str:
-    """Offline answer: the source sentence that best answers the question, and a second one when
-    it scores at least ``SECOND_BULLET_RATIO`` of the first — from the other paper when the
-    question names two. At most two bullets, each cited; never a heading, caption, table row or
-    reference entry."""
+    """Offline answer: the sentence of the best-ranked source that best answers the question,
+    then the best sentence of another source when it scores at least ``SECOND_BULLET_RATIO`` of
+    the first — from the other paper when the question names two. The first bullet comes from
+    the source the second stage ranked first: on the labelled questions, choosing the sentence
+    over the top four sources picked a sentence from the evidence page less often than the
+    ranking did (bench/quality.py). At most two bullets, each cited; never a heading, caption,
+    table row or reference entry."""
     if not numbered_sources:
         return NOT_IN_SOURCES
     terms = _question_terms(search_text)
@@ -353,36 +374,28 @@ def draft_answer__extractive(
     weights = _term_weights(terms, [_terms(c[0]) for c in candidates])
     total = sum(weights.values()) or 1.0
     lexical = [sum(w for t, w in weights.items() if _in(t, _terms(c[0]))) / total for c in candidates]
-    order = sorted(range(len(candidates)), key=lambda i: -(lexical[i] - SOURCE_RANK_PENALTY * (candidates[i][1].n - 1)))
-    per_source: dict[int, list[int]] = {}  # each source's best sentences, then the best overall
-    for i in order:
+    first_source = candidates[0][1].n
+    per_source: dict[int, list[int]] = {}  # each source's sentences, best lexical match first
+    for i in sorted(range(len(candidates)), key=lambda i: -lexical[i]):
         per_source.setdefault(candidates[i][1].n, []).append(i)
-    shortlist = list(dict.fromkeys([*(i for found in per_source.values() for i in found[:2]), *order]))[:SENTENCES_EMBEDDED]
-    if len(sub_questions) > 1:  # the other papers' best sentences are compared too
-        papers = {candidates[i][1].document_id for i in shortlist}
-        for paper in {c[1].document_id for c in candidates} - papers:
-            shortlist += [i for i in order if candidates[i][1].document_id == paper][:3]
+    # Every sentence of the first source is compared with the question; of the others, their
+    # best lexical matches (more of them when the question names several papers).
+    others = 3 if len(sub_questions) > 1 else 2
+    shortlist = [i for n, found in per_source.items() for i in (found if n == first_source else found[:others])]
     vectors = embedder.embed_documents([candidates[i][0] for i in shortlist])
-    scored = sorted(
-        (
-            (lexical[i] + _cosine(v, query_embedding) - SOURCE_RANK_PENALTY * (candidates[i][1].n - 1), i)
-            for i, v in zip(shortlist, vectors)
-        ),
-        reverse=True,
-    )
-    best_score, best = scored[0]
+    amount = bool(_QUANTITY_QUESTION.search(search_text))  # a question asking for an amount wants a number
+    score = {
+        i: lexical[i] + _cosine(v, query_embedding) + QUANTITY_BONUS * (amount and _has_amount(candidates[i][0]))
+        for i, v in zip(shortlist, vectors)
+    }
+    best = max((i for i in shortlist if candidates[i][1].n == first_source), key=lambda i: score[i])
     chosen = [best]
     first_paper = candidates[best][1].document_id
-    for score, i in scored[1:]:
-        other_paper = candidates[i][1].document_id != first_paper
-        if len(sub_questions) > 1:
-            if other_paper:
-                chosen.append(i)
-                break
-            continue
-        if score >= SECOND_BULLET_RATIO * best_score:
-            chosen.append(i)
-            break
+    rest = sorted((i for i in shortlist if candidates[i][1].n != first_source), key=lambda i: -score[i])
+    if len(sub_questions) > 1:
+        chosen += [i for i in rest if candidates[i][1].document_id != first_paper][:1]
+    elif rest and score[rest[0]] >= SECOND_BULLET_RATIO * score[best]:
+        chosen.append(rest[0])
     return "\n".join(f"• {candidates[i][0]} [{candidates[i][1].n}]" for i in chosen)
 
 
@@ -428,7 +441,8 @@ def answer(clean_question: str, checked_answer: str, numbered_sources: list[Cita
 # ---- the second stage's signals (not nodes) ------------------------------------------
 
 # Weights of the second stage's signals (each 0-1), tuned on the tuning split of
-# bench/labelled_questions.json (bench/quality.py reports each signal's effect).
+# bench/labelled_questions.json and checked on its held-out split (bench/quality.py reports each
+# signal's effect on both; docs/performance.md lists what was tried and not kept).
 RERANK_WEIGHTS = {
     "hybrid": 1.0,
     "cosine": 0.0,
@@ -439,6 +453,7 @@ RERANK_WEIGHTS = {
     "agreement": 0.25,
     "reference_list": -0.5,
     "prose": 0.5,
+    "quantity": 0.5,
 }
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
@@ -456,8 +471,33 @@ _NAME = re.compile(
     r"(?<![\w-])([A-Za-z]*[A-Z][A-Za-z]*[A-Z0-9][\w-]*|[a-z]+\d[\w-]*|[A-Z][a-z]{2,}(?:-\w+)?)(?:'s)?(?![\w-])"
 )
 _NAME_PART = re.compile(r"[A-Za-z0-9]+")
+# A question asking for an amount ("how many layers", "what share of tokens", "what dimension"):
+# its answer is a sentence with a number in it.
+_QUANTITY_QUESTION = re.compile(
+    r"\b(?:how (?:many|much|big|large|long|fast|often)|what (?:share|percentage|fraction|size|dimension|value|number"
+    r"|score|error|accuracy|rate)|which values?)\b",
+    re.IGNORECASE,
+)
+_DIGIT = re.compile(r"\d")
+_NUMBERED_THING = re.compile(r"\b(?:Figure|Fig\.|Table|Section|Sec\.|Eq\.|Eqn\.|Equation|Appendix|Algorithm)\s*\(?[A-Z]?\d+")
 _CONJUNCTION = re.compile(r"\b(and|or|versus|vs\.?|with)\b", re.I)
 _COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|difference|differences|between)\b", re.I)
+
+
+def _second_stage(
+    question: str, query_embedding: list[float], passages: list[Passage], reranker: Reranker | None
+) -> list[Passage]:
+    """The passages ordered by the weighted sum of their signals (plus a cross-encoder's scores
+    when one is configured); each passage's ``score`` becomes that sum."""
+    if not passages:
+        return []
+    signals = _rerank_signals(question, query_embedding, passages)
+    scores = [sum(RERANK_WEIGHTS[k] * v for k, v in s.items() if k in RERANK_WEIGHTS) for s in signals]
+    if reranker is not None:
+        cross = reranker.scores(question, [p.chunk.embedding_text for p in passages])
+        scores = [a + CROSS_ENCODER_WEIGHT * b for a, b in zip(scores, _min_max(cross))]
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return [replace(passages[i], score=round(scores[i], 4)) for i in order]
 
 
 def _rerank_signals(question: str, query_embedding: list[float], passages: list[Passage]) -> list[dict[str, float]]:
@@ -487,6 +527,20 @@ def _rerank_signals(question: str, query_embedding: list[float], passages: list[
         max((sum(w for t, w in weights.items() if _in(t, set(s))) / total for s in group), default=0.0)
         for group in chunk_sentences
     ]
+    # For a question asking for an amount: the best coverage by a prose sentence holding a number.
+    quantity = [
+        max(
+            (
+                sum(w for t, w in weights.items() if _in(t, _terms(s))) / total
+                for s in sentences(p.chunk.text)
+                if _has_amount(s) and is_prose(s)
+            ),
+            default=0.0,
+        )
+        if _QUANTITY_QUESTION.search(question)
+        else 0.0
+        for p in passages
+    ]
     cosines = [_cosine(p.vector, query_embedding) for p in passages]
     lexical = [sum(w for t, w in weights.items() if _in(t, ct)) / total for ct in chunk_terms]
     context = [sum(w for t, w in weights.items() if _in(t, _terms(p.chunk.context))) / total for p in passages]
@@ -507,6 +561,7 @@ def _rerank_signals(question: str, query_embedding: list[float], passages: list[
             "agreement": min(lexical_rank[i], cosine_rank[i]),
             "reference_list": float(is_reference_section(p.chunk.context)),
             "prose": prose[i],
+            "quantity": quantity[i],
         }
         for i, p in enumerate(passages)
     ]
@@ -547,9 +602,8 @@ def _answer_claims(text: str) -> list[tuple[str, list[int]]]:
 # ---- helpers (private: not nodes) -------------------------------------------------------
 
 EXTRACTIVE_SOURCES = 4
-SENTENCES_EMBEDDED = 8
-# An extractive sentence from a lower-ranked source scores this much less per rank.
-SOURCE_RANK_PENALTY = 0.1
+# A sentence with a number scores this much more as the answer to a question asking for an amount.
+QUANTITY_BONUS = 0.25
 # A second bullet must score at least this share of the first's.
 SECOND_BULLET_RATIO = 0.7
 SECOND_PAPER_NEW_TERMS = 0.2
@@ -557,6 +611,11 @@ _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _GLUED = re.compile(r"[a-z]{8,}")
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
 _COMPOUND = re.compile(r"\b([a-z]+)[-\s]?(\d+)\b|\b(\d+)-([a-z]+)\b")
+
+
+def _has_amount(sentence: str) -> bool:
+    """A sentence with a number in it other than a figure's, table's or section's number."""
+    return bool(_DIGIT.search(_NUMBERED_THING.sub(" ", sentence)))
 
 
 def _prose_share(text: str) -> float:

@@ -36,6 +36,21 @@ def test_the_optimizer_question_quotes_and_cites_the_sentence_with_the_betas(off
 
 
 @pytest.mark.parametrize(
+    ("question", "number"),
+    [
+        ("How many layers does the Transformer's decoder stack have?", "N = 6"),
+        ("How many images are in the CIFAR-10 training set?", "50k training images"),
+        ("How many parameters does BERT large have?", "340M"),
+    ],
+)
+def test_a_question_asking_for_an_amount_is_answered_first_with_the_number(offline_bot, corpus, question, number):
+    answer = offline_bot.ask(question, CLI_SCOPE)
+    first = bullets(answer.text)[0]  # the sentence with the number, not one that only shares the words
+    assert number in first, answer.text
+    assert first.endswith("[1]"), answer.text  # quoted from the best-ranked source
+
+
+@pytest.mark.parametrize(
     "question",
     [
         "Which optimizer did the Transformer use and with what betas?",

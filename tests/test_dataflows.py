@@ -174,7 +174,7 @@ def test_unrelated_and_near_duplicate_passages_are_not_sources(extractive):
         inputs={"top_k": 5, "min_relevance": 0.5, "decline_below": 0.0},
         overrides={
             "ranked_passages": [PASSAGES[0], same, unrelated, PASSAGES[1]],
-            "sub_question_passages": [],
+            "ranked_sub_question_passages": [],
             "query_embedding": [1.0, 0.0],
             "search_text": "Which optimizer did the Transformer use?",
             "relevance": 1.0,
