@@ -90,7 +90,7 @@ def _retrieval(r: dict[str, Any]) -> list[Row]:
         rows.append(
             (
                 "retrieval",
-                f"our time ÷ Weaviate's at {x['chunks']:,} chunks, p50 / p95",
+                f"retrieve (stage off) ÷ Weaviate's at {x['chunks']:,} chunks, p50 / p95",
                 f"{x['overhead_p50']}× / {x['overhead_p95']}×",
                 f"≤ {limit}×",
                 _status(x["overhead_p50"] <= limit and x["overhead_p95"] <= limit),
