@@ -596,8 +596,14 @@ class Store:
             last = result.objects[-1].properties
 
     # ---- retrieval ----------------------------------------------------------------------
-    def search(self, text: str, vector: list[float], scope: Scope, limit: int, alpha: float) -> list[Passage]:
-        """Hybrid search (BM25 + vector, relative-score fusion) over the chunks visible in ``scope``."""
+    def search(
+        self, text: str, vector: list[float], scope: Scope, limit: int, alpha: float, document_id: str | None = None
+    ) -> list[Passage]:
+        """Hybrid search (BM25 + vector, relative-score fusion) over the chunks visible in ``scope``
+        (only one document's with ``document_id``)."""
+        filters = Filter.by_property("scopes").contains_any([scope.key])
+        if document_id is not None:
+            filters = filters & Filter.by_property("document_id").equal(document_id)
         result = self.chunks.query.hybrid(
             query=text,
             vector=vector,
@@ -605,7 +611,7 @@ class Store:
             limit=limit,
             fusion_type=HybridFusion.RELATIVE_SCORE,
             query_properties=SEARCHED_PROPERTIES,
-            filters=Filter.by_property("scopes").contains_any([scope.key]),
+            filters=filters,
             return_metadata=MetadataQuery(score=True),
             include_vector=True,
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -96,21 +97,52 @@ def retrieved_passages(
     return store.search(search_text, query_embedding, scope, limit=limit, alpha=alpha)
 
 
-def sub_questions(search_text: str) -> list[str]:
-    """A question that joins two or more named things ("BERT and the Transformer", "compare X
-    with Y") becomes one sub-question per name, the other names left out; else none."""
+def named_papers(search_text: str, retrieved_passages: list[Passage]) -> dict[str, str]:
+    """The papers a question names, name -> document id in the order named, when it joins two or
+    more names ("BERT and the Transformer", "compare X with Y"); else none. A name picks the
+    candidate paper it belongs to: the paper's title names it ("BERT: …", "DPR" for "Dense Passage
+    Retrieval"), or the paper is the only one using it, or it is the paper's most used name
+    ("Transformer" in "Attention Is All You Need", where BERT's paper uses it more but uses "BERT"
+    most). Each paper is picked once, titles first; a name that picks no paper ("Wikipedia",
+    "BM25") stays a term of every sub-question. When fewer than two names pick a paper, every
+    name is kept, those picking no paper ("" : any paper) searched over all of them."""
     first, _, rest = search_text.partition(" ")
     found = list(_NAME.finditer(rest))
     names = list(dict.fromkeys(m.group(1) for m in found))
     if len(names) < 2:
-        return []
+        return {}
     between = rest[found[0].end() : found[-1].start()]
     if not (_COMPARATIVE.search(search_text) or _CONJUNCTION.search(between)):
-        return []
+        return {}
+    papers: dict[str, list[Passage]] = {}
+    for p in retrieved_passages:
+        papers.setdefault(p.chunk.document_id, []).append(p)
+    uses = {name: {doc: _name_count(name, group) for doc, group in papers.items()} for name in names}
+    pairs = []  # (how surely, name, paper)
+    for doc, group in papers.items():
+        used = Counter(m.group(1) for p in group for m in _NAME_IN_SENTENCE.finditer(p.chunk.text))
+        most_used = max(used.values(), default=0)
+        for name in names:
+            count = uses[name][doc]
+            if _title_names(group[0].title, name):
+                pairs.append((2, name, doc))
+            elif count and (count == sum(uses[name].values()) or count >= most_used):
+                pairs.append((1, name, doc))
+    picked: dict[str, str] = {}
+    for _, name, doc in sorted(pairs, key=lambda x: -x[0]):
+        if name not in picked and doc not in picked.values():
+            picked[name] = doc
+    if len(picked) > 1:
+        return {name: picked[name] for name in names if name in picked}
+    return {name: picked.get(name, "") for name in names}  # fewer than two papers named: each name searched
+
+
+def sub_questions(search_text: str, named_papers: dict[str, str]) -> list[str]:
+    """For each paper the question names, the question with the other papers' names left out."""
     out = []
-    for name in names[:MAX_SUB_QUESTIONS]:
+    for name in list(named_papers)[:MAX_SUB_QUESTIONS]:
         text = search_text
-        for other in names:
+        for other in named_papers:
             if other != name:
                 text = re.sub(rf"(?<![\w-]){re.escape(other)}(?:'s)?(?![\w-])", " ", text)
         out.append(" ".join(text.split()))
@@ -122,13 +154,19 @@ def sub_question_embeddings(sub_questions: list[str], embedder: Embedder) -> lis
 
 
 def sub_question_passages(
-    sub_questions: list[str], sub_question_embeddings: list[list[float]], scope: Scope, store: Store, alpha: float
+    sub_questions: list[str],
+    sub_question_embeddings: list[list[float]],
+    named_papers: dict[str, str],
+    scope: Scope,
+    store: Store,
+    alpha: float,
 ) -> list[list[Passage]]:
-    """The best chunks for each sub-question: a question about two papers keeps both papers'
-    best chunks among the candidates even when one paper dominates the whole question's search."""
+    """The best chunks of each named paper for its sub-question: a question about two papers
+    keeps both papers' best chunks among the candidates even when one paper dominates the whole
+    question's search."""
     return [
-        store.search(q, v, scope, limit=SUB_QUESTION_CANDIDATES, alpha=alpha)
-        for q, v in zip(sub_questions, sub_question_embeddings)
+        store.search(q, v, scope, limit=SUB_QUESTION_CANDIDATES, alpha=alpha, document_id=doc or None)
+        for q, v, doc in zip(sub_questions, sub_question_embeddings, named_papers.values())
     ]
 
 
@@ -203,6 +241,7 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
 def relevant_passages(
     ranked_passages: list[Passage],
     ranked_sub_question_passages: list[list[Passage]],
+    named_papers: dict[str, str],
     query_embedding: list[float],
     search_text: str,
     relevance: float,
@@ -231,11 +270,19 @@ def relevant_passages(
         kept_words.append(words)
         if len(kept) == top_k:
             break
-    firsts: list[Passage] = []  # for each sub-question, its best chunk of a paper not chosen for another
-    for found in ranked_sub_question_passages:
-        pick = next((p for p in found if p.chunk.document_id not in {f.chunk.document_id for f in firsts}), None)
+    # Each named paper's best chunk for its sub-question. Of three or more named papers, one
+    # whose name the others' best chunks all use is what they are asked about ("the Adam settings
+    # of the Transformer and of BERT"), not a paper to cite.
+    best: dict[str, Passage] = {}  # each named paper's best chunk, of a paper not chosen for another name
+    for name, found in zip(named_papers, ranked_sub_question_passages):
+        pick = next((p for p in found if p.chunk.document_id not in {b.chunk.document_id for b in best.values()}), None)
         if pick is not None:
-            firsts.append(next((p for p in ranked_passages if p.chunk_id == pick.chunk_id), pick))
+            best[name] = pick
+    if len(best) > 2:
+        topics = [n for n in best if all(_name_count(n, [p]) for m, p in best.items() if m != n)]
+        for name in topics[: len(best) - 2]:
+            del best[name]
+    firsts = [next((p for p in ranked_passages if p.chunk_id == pick.chunk_id), pick) for pick in best.values()]
     if len(firsts) > 1:  # each named paper's best chunk first, then the rest
         ids = {f.chunk_id for f in firsts}
         kept = [*firsts, *(p for p in kept if p.chunk_id not in ids)][: max(top_k, len(firsts))]
@@ -392,8 +439,10 @@ def draft_answer__extractive(
     chosen = [best]
     first_paper = candidates[best][1].document_id
     rest = sorted((i for i in shortlist if candidates[i][1].n != first_source), key=lambda i: -score[i])
-    if len(sub_questions) > 1:
-        chosen += [i for i in rest if candidates[i][1].document_id != first_paper][:1]
+    if len(sub_questions) > 1:  # the other named paper: the sources put its best chunk second
+        second_paper = numbered_sources[1].document_id if len(numbered_sources) > 1 else None
+        others = [i for i in rest if candidates[i][1].document_id != first_paper]
+        chosen += ([i for i in others if candidates[i][1].document_id == second_paper] or others)[:1]
     elif rest and score[rest[0]] >= SECOND_BULLET_RATIO * score[best]:
         chosen.append(rest[0])
     return "\n".join(f"• {candidates[i][0]} [{candidates[i][1].n}]" for i in chosen)
@@ -464,13 +513,15 @@ _OVERVIEW_REQUEST = re.compile(
     re.IGNORECASE,
 )
 MAX_SUB_QUESTIONS = 3
-SUB_QUESTION_CANDIDATES = 8
+SUB_QUESTION_CANDIDATES = 24
 # A name: a word with a capital after its first letter or a digit (BERT, ResNet, word2vec,
 # CIFAR-10), or a capitalised word of three letters or more (Transformer, Adam).
 _NAME = re.compile(
     r"(?<![\w-])([A-Za-z]*[A-Z][A-Za-z]*[A-Z0-9][\w-]*|[a-z]+\d[\w-]*|[A-Z][a-z]{2,}(?:-\w+)?)(?:'s)?(?![\w-])"
 )
 _NAME_PART = re.compile(r"[A-Za-z0-9]+")
+# A name inside a sentence (after a lower-case word), as papers use their own names.
+_NAME_IN_SENTENCE = re.compile(r"(?<=[a-z,;:] )([A-Za-z]*[A-Z][A-Za-z0-9]+)")
 # A question asking for an amount ("how many layers", "what share of tokens", "what dimension"):
 # its answer is a sentence with a number in it.
 _QUANTITY_QUESTION = re.compile(
@@ -571,6 +622,22 @@ def _names(text: str) -> list[str]:
     """The question's names: its words (hyphenated parts apart, the first word left out) with a capital letter."""
     _, _, rest = text.partition(" ")
     return [w for w in _NAME_PART.findall(rest) if any(ch.isupper() for ch in w) and any(ch.isalpha() for ch in w)]
+
+
+def _name_count(name: str, passages: list[Passage]) -> int:
+    """How often the passages use a name inside a sentence ("ResNet" also as "ResNets", "ResNet-152")."""
+    pattern = re.compile(rf"(?<=[a-z,;:] ){re.escape(name)}", 0 if any(ch.isupper() for ch in name) else re.I)
+    return sum(len(pattern.findall(p.chunk.text)) for p in passages)
+
+
+def _title_names(title: str, name: str) -> bool:
+    """The title names the paper ("BERT: Pre-training …", "Adam: A Method …") or spells it with
+    its initials ("DPR": Dense Passage Retrieval; "RAG": Retrieval-Augmented Generation)."""
+    head, colon, _ = title.partition(":")
+    if colon and head.strip() == name:
+        return True
+    initials = "".join(w[0] for w in re.findall(r"[A-Za-z]+", title) if w[0].isupper())
+    return len(name) >= 3 and name.isupper() and initials.startswith(name)
 
 
 def _question_terms(text: str) -> list[str]:
