@@ -439,10 +439,9 @@ def draft_answer__extractive(
     chosen = [best]
     first_paper = candidates[best][1].document_id
     rest = sorted((i for i in shortlist if candidates[i][1].n != first_source), key=lambda i: -score[i])
-    if len(sub_questions) > 1:  # the other named paper: the sources put its best chunk second
-        second_paper = numbered_sources[1].document_id if len(numbered_sources) > 1 else None
+    if len(sub_questions) > 1:  # the other named paper: source [2] is its chunk ranked best for its part
         others = [i for i in rest if candidates[i][1].document_id != first_paper]
-        chosen += ([i for i in others if candidates[i][1].document_id == second_paper] or others)[:1]
+        chosen += ([i for i in others if candidates[i][1].n == 2] or others)[:1]
     elif rest and score[rest[0]] >= SECOND_BULLET_RATIO * score[best]:
         chosen.append(rest[0])
     return "\n".join(f"• {candidates[i][0]} [{candidates[i][1].n}]" for i in chosen)

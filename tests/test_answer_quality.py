@@ -89,6 +89,24 @@ def test_a_question_about_two_papers_cites_both(offline_bot, corpus):
     assert "Attention Is All You Need" in titles and any(t.startswith("BERT") for t in titles), answer.text
 
 
+@pytest.mark.parametrize(
+    ("question", "papers"),
+    [
+        # "Transformer" is used more by BERT's paper, but it is the name "Attention Is All You Need" uses most
+        ("What dropout rate did the Transformer and BERT use?", ("Attention Is All You Need", "BERT:")),
+        ("What batch sizes did ResNet and BERT train with?", ("Deep Residual Learning", "BERT:")),
+        # "Wikipedia" is a term here, not a paper (BEIR's paper uses it most of the three)
+        ("How did DPR and RAG use Wikipedia?", ("Dense Passage Retrieval", "Retrieval-Augmented Generation")),
+    ],
+)
+def test_a_question_naming_two_papers_quotes_one_bullet_from_each(offline_bot, corpus, question, papers):
+    answer = offline_bot.ask(question, CLI_SCOPE)
+    by_number = {c.n: c.title for c in answer.citations}
+    cited = [by_number[n] for _, numbers in claims(answer.text) for n in numbers]
+    assert len(cited) == 2, answer.text
+    assert [any(t.startswith(p) for t in cited) for p in papers] == [True, True], answer.text
+
+
 def test_bracketed_numbers_in_a_document_never_become_citations(offline_bot, corpus):
     scope = Scope("T-forge", "C-forge")
     offline_bot.ingest_pdf((PDFS / "1706.03762.pdf").read_bytes(), Provenance(scope=scope, source="slack"))
