@@ -94,9 +94,9 @@ def test_a_question_about_two_papers_cites_both(offline_bot, corpus):
     [
         # "Transformer" is used more by BERT's paper, but it is the name "Attention Is All You Need" uses most
         ("What dropout rate did the Transformer and BERT use?", ("Attention Is All You Need", "BERT:")),
-        ("What batch sizes did ResNet and BERT train with?", ("Deep Residual Learning", "BERT:")),
-        # "Wikipedia" is a term here, not a paper (BEIR's paper uses it most of the three)
-        ("How did DPR and RAG use Wikipedia?", ("Dense Passage Retrieval", "Retrieval-Augmented Generation")),
+        # "BM25" and "FAISS" are what is asked about, not papers: each named paper is searched with them kept
+        ("What BM25 results do DPR and BEIR report?", ("Dense Passage Retrieval", "BEIR:")),
+        ("What did DPR and RAG use FAISS for?", ("Dense Passage Retrieval", "Retrieval-Augmented Generation")),
     ],
 )
 def test_a_question_naming_two_papers_quotes_one_bullet_from_each(offline_bot, corpus, question, papers):

@@ -175,6 +175,7 @@ def test_unrelated_and_near_duplicate_passages_are_not_sources(extractive):
         overrides={
             "ranked_passages": [PASSAGES[0], same, unrelated, PASSAGES[1]],
             "ranked_sub_question_passages": [],
+            "named_papers": {},
             "query_embedding": [1.0, 0.0],
             "search_text": "Which optimizer did the Transformer use?",
             "relevance": 1.0,
