@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -140,66 +141,116 @@ def is_prose(sentence: str) -> bool:
     return len(words) >= 5 and letters >= 0.55 * len(sentence.replace(" ", ""))
 
 
-def _units(pages: list[PageText], size: int) -> list[tuple[Unit, str]]:
-    """Units tagged with their page and section; units longer than a chunk are cut."""
+def chunk_pages(document_id: str, pages: list[PageText], size: int, overlap: int, title: str = "") -> list[Chunk]:
+    """Overlapping chunks of about ``size`` characters; each chunk's ``context`` is the document
+    title and the section heading(s) it sits under (indexed for search, never shown as text).
+    Running headers are found across all ``pages``."""
+    chunker = Chunker(document_id, size, overlap, title)
     headers = running_headers([p.text for p in pages])
-    out: list[tuple[Unit, str]] = []
-    section = ""
-    for page in pages:
+    return [chunk for page in pages for chunk in chunker.add(page, headers)] + chunker.finish()
+
+
+# A long document's running headers are found per window of about this many pages (a header is a
+# line at the top or bottom of a third of the window's pages), so its chunks can flow on while later
+# pages are still being read. A document of up to 1.5 windows is one window: its chunks are those
+# of ``chunk_pages``.
+HEADER_WINDOW_PAGES = 32
+
+
+def header_windows(page_total: int) -> list[int]:
+    """The last page number (1-based) of each header window of a ``page_total``-page document."""
+    windows = max(1, round(page_total / HEADER_WINDOW_PAGES))
+    return [round((i + 1) * page_total / windows) for i in range(windows)]
+
+
+def stream_chunks(
+    document_id: str, page_batches: Iterable[list[PageText]], page_total: int, size: int, overlap: int, title: str = ""
+) -> Iterator[Chunk]:
+    """``chunk_pages`` for pages that arrive in order, batch by batch: each header window's chunks
+    as soon as its last page has arrived (the chunk that is still filling waits for the next)."""
+    chunker = Chunker(document_id, size, overlap, title)
+    ends = iter(header_windows(page_total))
+    window_end = next(ends)
+    window: list[PageText] = []
+
+    def flush() -> Iterator[Chunk]:
+        headers = running_headers([p.text for p in window])
+        for page in window:
+            yield from chunker.add(page, headers)
+        window.clear()
+
+    for batch in page_batches:
+        for page in batch:
+            while page.number > window_end:
+                yield from flush()
+                window_end = next(ends, page_total)
+            window.append(page)
+    yield from flush()
+    yield from chunker.finish()
+
+
+class Chunker:
+    """Units in, overlapping chunks out: a page at a time, in page order. Each chunk is
+    returned once it is complete; ``finish()`` returns the last one."""
+
+    def __init__(self, document_id: str, size: int, overlap: int, title: str = "") -> None:
+        self.document_id, self.size, self.overlap, self.title = document_id, size, overlap, title
+        self.count = 0  # chunks returned so far
+        self._section = ""
+        self._current: list[tuple[Unit, str]] = []
+        self._length = 0
+        self._fresh = 0  # units in `current` not already in the previous chunk
+
+    def add(self, page: PageText, headers: frozenset[str] | set[str] = frozenset()) -> list[Chunk]:
+        """The chunks completed by this page's units."""
+        out: list[Chunk] = []
+        for item in self._tagged(page, headers):
+            if self._current and self._length + len(item[0].text) + 1 > self.size and self._fresh:
+                out.append(self._emit())
+                kept: list[tuple[Unit, str]] = []
+                kept_length = 0
+                for previous in reversed(self._current):
+                    if kept_length + len(previous[0].text) > self.overlap:
+                        break
+                    kept.insert(0, previous)
+                    kept_length += len(previous[0].text) + 1
+                self._current, self._length, self._fresh = kept, kept_length, 0
+            self._current.append(item)
+            self._length += len(item[0].text) + 1
+            self._fresh += 1
+        return out
+
+    def finish(self) -> list[Chunk]:
+        return [self._emit()] if self._current and self._fresh else []
+
+    def _tagged(self, page: PageText, headers: frozenset[str] | set[str]) -> Iterator[tuple[Unit, str]]:
+        """The page's units tagged with their section; units longer than a chunk are cut."""
+        size = self.size
         for unit in units(page.text, page.number, headers):
             if unit.kind == "heading":
-                section = unit.text
+                self._section = unit.text
             text = unit.text
             while len(text) > size:
                 cut = text.rfind(" ", 0, size)
                 cut = cut if cut > size // 2 else size
-                out.append((Unit(text[:cut].strip(), unit.kind, page.number), section))
+                yield Unit(text[:cut].strip(), unit.kind, page.number), self._section
                 text = text[cut:].strip()
             if text:
-                out.append((Unit(text, unit.kind, page.number), section))
-    return out
+                yield Unit(text, unit.kind, page.number), self._section
 
-
-def chunk_pages(document_id: str, pages: list[PageText], size: int, overlap: int, title: str = "") -> list[Chunk]:
-    """Overlapping chunks of about ``size`` characters; each chunk's ``context`` is the document
-    title and the section heading(s) it sits under (indexed for search, never shown as text)."""
-    tagged = _units(pages, size)
-    chunks: list[Chunk] = []
-    current: list[tuple[Unit, str]] = []
-    length = 0
-    fresh = 0  # units in `current` not already emitted in the previous chunk
-
-    def emit() -> None:
+    def _emit(self) -> Chunk:
+        current = self._current
         sections = list(dict.fromkeys(s for _, s in current if s))
-        chunks.append(
-            Chunk(
-                document_id=document_id,
-                index=len(chunks),
-                text="\n".join(u.text for u, _ in current),
-                page_start=current[0][0].page,
-                page_end=current[-1][0].page,
-                context="\n".join(filter(None, [title.strip(), "; ".join(sections)[:300]])),
-            )
+        chunk = Chunk(
+            document_id=self.document_id,
+            index=self.count,
+            text="\n".join(u.text for u, _ in current),
+            page_start=current[0][0].page,
+            page_end=current[-1][0].page,
+            context="\n".join(filter(None, [self.title.strip(), "; ".join(sections)[:300]])),
         )
-
-    for item in tagged:
-        unit = item[0]
-        if current and length + len(unit.text) + 1 > size and fresh:
-            emit()
-            kept: list[tuple[Unit, str]] = []
-            kept_length = 0
-            for previous in reversed(current):
-                if kept_length + len(previous[0].text) > overlap:
-                    break
-                kept.insert(0, previous)
-                kept_length += len(previous[0].text) + 1
-            current, length, fresh = kept, kept_length, 0
-        current.append(item)
-        length += len(unit.text) + 1
-        fresh += 1
-    if current and fresh:
-        emit()
-    return chunks
+        self.count += 1
+        return chunk
 
 
 def is_reference_section(context: str) -> bool:

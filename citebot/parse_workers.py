@@ -11,6 +11,7 @@ Other documents keep their own workers meanwhile.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import multiprocessing
@@ -18,13 +19,14 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from citebot import logs
 from citebot.errors import CitebotError, PdfTooComplex, PdfTooSlow
-from citebot.pdf_text import PageText, PdfOverview, TextCaps, extract_pages, pdf_overview
+from citebot.pdf_text import OpenPdf, PageText, PdfOverview, TextCaps
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class ParseBudget:
 
 class _Worker:
     def __init__(self, ctx: Any, memory_bytes: int) -> None:
+        self.holds: str | None = None  # the key of the document this worker has open (it may have forgotten it)
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child, memory_bytes), name="citebot-parse", daemon=True)
         self.process.start()
@@ -82,6 +85,8 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     while True:
         try:
+            if _open and not conn.poll(FORGET_AFTER_S):
+                _open.clear()  # an idle worker does not hold a document
             fn, args = conn.recv()
         except (EOFError, OSError, MemoryError):  # MemoryError: the PDF alone is over the limit
             return
@@ -94,6 +99,8 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
             reply = (False, error)
         except BaseException as error:  # noqa: BLE001 - anything else is reported, not pickled as is
             reply = (False, RuntimeError(f"{type(error).__name__}: {error}"[:300]))
+        if not reply[0]:
+            _open.clear()  # a document that failed is not read on
         retire = retire or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > RECYCLE_ABOVE_MB * 1024
         try:
             conn.send((*reply, retire))
@@ -101,6 +108,36 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
             return
         if retire:
             return
+
+
+# ---- in a worker: the document being read stays open between its page ranges ------------------
+# A worker keeps the last document it read open (its parsed objects and fonts) until it reads
+# another or has been idle this long; a call naming a document it no longer has answers RESEND.
+FORGET_AFTER_S = 2.0
+RESEND = "resend: the worker no longer has the document open"
+_open: dict[str, OpenPdf] = {}
+
+
+def _document(key: str, pdf: bytes | None) -> OpenPdf | None:
+    """The open document ``key``; opened from ``pdf`` unless this worker has it open already
+    (keys are the documents' SHA-256: the same key is the same bytes)."""
+    doc = _open.get(key)
+    if doc is None and pdf is not None:
+        _open.clear()  # the previous document's objects go before this one's are read
+        doc = OpenPdf(pdf)
+        _open[key] = doc
+    return doc
+
+
+def _overview(key: str, pdf: bytes, max_pages: int) -> PdfOverview:
+    doc = _document(key, pdf)
+    assert doc is not None
+    return doc.overview(max_pages)
+
+
+def _pages(key: str, pdf: bytes | None, start: int, end: int, caps: TextCaps) -> list[PageText] | str:
+    doc = _document(key, pdf)
+    return RESEND if doc is None else doc.pages(start, end, caps)
 
 
 class ParsePool:
@@ -165,31 +202,53 @@ class ParsePool:
     # ---- calls -------------------------------------------------------------------------------
     def run(self, fn: Callable[..., Any], calls: Sequence[tuple], budget: ParseBudget) -> list[Any]:
         """``[fn(*args) for args in calls]``, each call in a worker, in parallel as workers allow,
-        all within ``budget``. On the first error or when the budget runs out, every worker still
-        busy with these calls is killed and the error raised (``PdfTooSlow``, ``PdfTooComplex``
-        or the call's own ``CitebotError``)."""
-        pending = list(enumerate(calls))
-        results: list[Any] = [None] * len(calls)
-        busy: dict[Connection, tuple[_Worker, int]] = {}
+        all within ``budget`` (see ``results``)."""
+        return list(self.results(lambda worker, args: (fn, args), calls, budget))
+
+    def results(
+        self,
+        call: Callable[[_Worker, Any], tuple[Callable[..., Any], tuple]],
+        items: Sequence[Any],
+        budget: ParseBudget,
+        cancelled: threading.Event | None = None,
+    ) -> Iterator[Any]:
+        """The results of ``fn(*args)`` for ``fn, args = call(worker, item)``, item by item in order,
+        each as soon as it and those before it are done; each call in a worker, in parallel as
+        workers allow, all within ``budget``. A worker's answer ``RESEND`` sends its item again.
+        On the first error or when the budget runs out, every worker still busy with these calls
+        is killed and the error raised (``PdfTooSlow``, ``PdfTooComplex`` or the call's own
+        ``CitebotError``); when ``cancelled`` is set, they are killed and the results end."""
+        pending = deque(enumerate(items))
+        done: dict[int, Any] = {}
+        upcoming = 0
+        busy: dict[Connection, tuple[_Worker, int, Any]] = {}
         try:
-            while pending or busy:
+            while upcoming < len(items):
+                if upcoming in done:
+                    yield done.pop(upcoming)
+                    upcoming += 1
+                    continue
                 while pending:
                     worker = self._acquire(block=not busy)
                     if worker is None:
                         break
-                    index, args = pending.pop(0)
-                    busy[worker.conn] = (worker, index)
+                    index, item = pending.popleft()
+                    busy[worker.conn] = (worker, index, item)
                     budget.start()
                     try:
-                        worker.conn.send((fn, args))
+                        worker.conn.send(call(worker, item))
                     except OSError:  # the worker ran out of memory receiving the PDF
                         raise PdfTooComplex(TOO_BIG.format(mb=self.memory_mb)) from None
+                if cancelled is not None and cancelled.is_set():
+                    return
                 remaining = budget.remaining()
                 if remaining <= 0:
                     raise budget.exceeded()
                 timeout = min(remaining, 0.05) if pending else (None if math.isinf(remaining) else remaining)
+                if cancelled is not None:
+                    timeout = min(timeout or CANCEL_POLL_S, CANCEL_POLL_S)
                 for conn in wait(list(busy), timeout=timeout):
-                    worker, index = busy.pop(conn)  # type: ignore[arg-type]
+                    worker, index, item = busy.pop(conn)  # type: ignore[arg-type]
                     try:
                         ok, value, retire = conn.recv()  # type: ignore[union-attr]
                     except (EOFError, OSError):
@@ -201,10 +260,13 @@ class ParsePool:
                         self._release(worker)
                     if not ok:
                         raise value if value is not None else PdfTooComplex(TOO_BIG.format(mb=self.memory_mb))
-                    results[index] = value
-            return results
+                    if isinstance(value, str) and value == RESEND:
+                        worker.holds = None
+                        pending.appendleft((index, item))
+                    else:
+                        done[index] = value
         finally:
-            for worker, _ in busy.values():
+            for worker, _, _ in busy.values():
                 self._discard(worker)
 
     def close(self) -> None:
@@ -216,25 +278,74 @@ class ParsePool:
             worker.kill()
 
 
-# Page ranges: PDFs with at least this many pages are split into about this many ranges, parsed
-# in parallel (more ranges than workers balances uneven pages).
-MIN_PAGES_TO_SPLIT = 8
-RANGES = 6
+# How often a cancellable call checks whether it was cancelled while it waits for its workers.
+CANCEL_POLL_S = 0.1
+# A document's pages are read in batches handed to whichever worker is free (each worker keeps
+# the document open between batches): about BATCHES_PER_WORKER batches per worker, of
+# MIN_BATCH_PAGES to MAX_BATCH_PAGES pages (small batches balance uneven pages and let the first
+# pages flow on early; large ones cost fewer round trips).
+BATCHES_PER_WORKER = 3
+MIN_BATCH_PAGES = 2
+MAX_BATCH_PAGES = 16
+
+
+class PageStream:
+    """Pages [0, ``page_total``) of one PDF, in order, a batch (list of ``PageText``) at a time,
+    each batch as soon as it and those before it are read: parsed in the pool's workers within
+    the document's ``budget`` and ``caps`` (too much text is refused as soon as it is read).
+    Iterate once; ``cancel()`` (from any thread) stops the reading and frees its workers."""
+
+    def __init__(
+        self, pool: ParsePool, pdf: bytes, key: str, page_total: int, budget: ParseBudget, caps: TextCaps, start: int = 0
+    ) -> None:
+        self.pool, self.pdf, self.key, self.budget, self.caps = pool, pdf, key, budget, caps
+        self.start, self.end = start, page_total
+        self._cancelled = threading.Event()
+
+    def batches(self) -> list[tuple[int, int]]:
+        """The page ranges [start, end) read by one call each."""
+        size = math.ceil((self.end - self.start) / (self.pool.max_workers * BATCHES_PER_WORKER))
+        size = max(MIN_BATCH_PAGES, min(MAX_BATCH_PAGES, size))
+        return [(first, min(first + size, self.end)) for first in range(self.start, self.end, size)]
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def __iter__(self) -> Iterator[list[PageText]]:
+        texts: set[str] = set()
+        chars = 0
+        for pages in self.pool.results(self._call, self.batches(), self.budget, self._cancelled):
+            for page in pages:
+                if page.text not in texts:
+                    texts.add(page.text)
+                    chars += len(page.text)
+            if self.caps.document_chars and chars > self.caps.document_chars:
+                raise self.caps.too_much()
+            yield pages
+
+    def _call(self, worker: _Worker, batch: tuple[int, int]) -> tuple[Callable[..., Any], tuple]:
+        pdf = None if worker.holds == self.key else self.pdf
+        worker.holds = self.key
+        return _pages, (self.key, pdf, *batch, self.caps)
 
 
 def parse_pages(pool: ParsePool, pdf: bytes, start: int, end: int, budget: ParseBudget, caps: TextCaps) -> list[PageText]:
-    """Text of pages [start, end) (0-based) within ``budget`` and ``caps``, in worker processes.
-    A streaming ingest can call this once per page range with the document's one budget."""
-    count = end - start
-    parts = 1 if count < MIN_PAGES_TO_SPLIT else min(RANGES, count // 4)
-    bounds = [start + round(i * count / parts) for i in range(parts + 1)]
-    ranges = [(pdf, a, b, caps) for a, b in zip(bounds, bounds[1:]) if b > a]
-    pages = [page for part in pool.run(extract_pages, ranges, budget) for page in part]
-    if caps.document_chars and sum(len(text) for text in {p.text for p in pages}) > caps.document_chars:
-        raise caps.too_much()
-    return pages
+    """Text of pages [start, end) (0-based) within ``budget`` and ``caps``, in worker processes."""
+    return [page for batch in PageStream(pool, pdf, document_key(pdf), end, budget, caps, start) for page in batch]
 
 
-def read_overview(pool: ParsePool, pdf: bytes, max_pages: int, budget: ParseBudget) -> PdfOverview:
-    """Page count, metadata and first-page title, read in a worker within ``budget``."""
-    return pool.run(pdf_overview, [(pdf, max_pages)], budget)[0]
+def document_key(pdf: bytes) -> str:
+    """What a worker knows an open document by (the SHA-256 of its bytes, as its document id)."""
+    return hashlib.sha256(pdf).hexdigest()
+
+
+def read_overview(pool: ParsePool, pdf: bytes, max_pages: int, budget: ParseBudget, key: str = "") -> PdfOverview:
+    """Page count, metadata and first-page title, read in a worker within ``budget``; the worker
+    keeps the document open under ``key`` (default ``document_key(pdf)``) for a ``PageStream``."""
+    key = key or document_key(pdf)
+
+    def call(worker: _Worker, _: Any) -> tuple[Callable[..., Any], tuple]:
+        worker.holds = key
+        return _overview, (key, pdf, max_pages)
+
+    return next(pool.results(call, [None], budget))

@@ -135,8 +135,10 @@ class TextCaps:
     def document_chars(self) -> int:
         return self.chunks * self.chunk_chars
 
-    def too_much(self, chunks: int | None = None) -> TooMuchText:
-        found = f"{chunks:,} chunks" if chunks else f"over {self.document_chars:,} characters"
+    def too_much(self, counted_chunks: bool = False) -> TooMuchText:
+        """The refusal: the text read so far is over ``document_chars``, or (``counted_chunks``)
+        the document has more than ``chunks`` chunks."""
+        found = f"over {self.chunks:,} chunks" if counted_chunks else f"over {self.document_chars:,} characters"
         return TooMuchText(
             f"The PDF has more text than citebot indexes per document ({found}; the limit is {self.chunks:,} chunks "
             f"of about {self.chunk_chars:,} characters). Split it into smaller files."
@@ -147,44 +149,61 @@ def extract_pages(data: bytes, start: int, end: int, caps: TextCaps = TextCaps()
     """Text of pages [start, end) (0-based), numbered from 1, within ``caps`` (a page's text is
     cut, too much text in the range raises ``TooMuchText``). Pages drawing the same content
     stream are read once."""
-    max_page_chars, max_chars = caps.page_chars, caps.document_chars
-    reader = open_pdf(data)
-    pages: list[PageText] = []
-    seen: dict[tuple, PageText] = {}
-    total = 0
-    for index in range(start, end):
-        page = reader.pages[index]
-        key = _content_key(page)
-        if key is not None and key in seen:
-            pages.append(replace(seen[key], number=index + 1))
-            continue
-        try:
-            text = page.extract_text() or ""
-        except MemoryError:  # over the worker's memory cap: refused as too complex, never read as empty
-            raise
-        except Exception:  # one bad page must not lose the document
-            text = ""
-        cut_from = len(text) if max_page_chars and len(text) > max_page_chars else 0
-        if cut_from:
-            text = text[:max_page_chars]
-        read = PageText(number=index + 1, text=normalise(text), has_images=_has_images(page), cut_from=cut_from)
-        total += len(read.text)
-        if max_chars and total > max_chars:
-            raise caps.too_much()
-        if key is not None:
-            seen[key] = read
-        pages.append(read)
-    return pages
+    return OpenPdf(data).pages(start, end, caps)
+
+
+class OpenPdf:
+    """A PDF opened once and read page range by page range (a parse worker keeps the document it
+    is reading open between ranges, so its objects and fonts are parsed once). Pages drawing the
+    same content stream are read once, and ``caps`` count the text of every range read so far."""
+
+    def __init__(self, data: bytes) -> None:
+        self.reader = open_pdf(data)
+        self._seen: dict[tuple, PageText] = {}
+        self._total = 0
+
+    def pages(self, start: int, end: int, caps: TextCaps = TextCaps()) -> list[PageText]:
+        max_page_chars, max_chars = caps.page_chars, caps.document_chars
+        pages: list[PageText] = []
+        for index in range(start, end):
+            page = self.reader.pages[index]
+            key = _content_key(page)
+            if key is not None and key in self._seen:
+                pages.append(replace(self._seen[key], number=index + 1))
+                continue
+            try:
+                text = page.extract_text() or ""
+            except MemoryError:  # over the worker's memory cap: refused as too complex, never read as empty
+                raise
+            except Exception:  # one bad page must not lose the document
+                text = ""
+            cut_from = len(text) if max_page_chars and len(text) > max_page_chars else 0
+            if cut_from:
+                text = text[:max_page_chars]
+            read = PageText(number=index + 1, text=normalise(text), has_images=_has_images(page), cut_from=cut_from)
+            self._total += len(read.text)
+            if max_chars and self._total > max_chars:
+                raise caps.too_much()
+            if key is not None:
+                self._seen[key] = read
+            pages.append(read)
+        return pages
+
+    def overview(self, max_pages: int) -> PdfOverview:
+        """Page count (checked against ``max_pages``), cleaned metadata and the first page's title."""
+        count = page_count(self.reader, max_pages)
+        info = pdf_info(self.reader)
+        return PdfOverview(
+            pages=count,
+            title=info["title"],
+            author=info["author"],
+            first_page_title=largest_text_on_first_page(self.reader),
+        )
 
 
 def pdf_overview(data: bytes, max_pages: int) -> PdfOverview:
     """Page count (checked against ``max_pages``), cleaned metadata and the first page's title."""
-    reader = open_pdf(data)
-    count = page_count(reader, max_pages)
-    info = pdf_info(reader)
-    return PdfOverview(
-        pages=count, title=info["title"], author=info["author"], first_page_title=largest_text_on_first_page(reader)
-    )
+    return OpenPdf(data).overview(max_pages)
 
 
 def pdf_info(reader: PdfReader) -> dict[str, str]:

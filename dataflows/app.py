@@ -15,6 +15,7 @@ built once and shared by all threads.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import re
@@ -41,6 +42,7 @@ from citebot.reranker import Reranker, build_reranker
 from citebot.settings import TOP_K_MAX, TOP_K_MIN, Settings, SettingsError
 from citebot.store import Lease, Store
 from dataflows import arxiv_source, pdf_ingestion, retrieval
+from dataflows.pdf_ingestion import ChunkStream
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +167,10 @@ def ask_inputs(
         "on_partial": on_partial,
     }
 
+
+# What an ingest reads while its lease is being claimed: the overview, and the chunk stream, whose
+# thread starts reading the pages in the parse workers.
+READING = ["pdf_document", "document", "chunk_batches"]
 
 # An ingest holds its document's lease in Weaviate (``Store.acquire_lease``) and renews it every
 # INGEST_LEASE / 6; a holder that dies stops renewing and the lease expires. Another ingest of the
@@ -303,8 +309,26 @@ class Citebot:
         # Phase 1 (cheap): the document's identity. Known bytes are not parsed or embedded again.
         known = dr.execute(["checked_pdf", "document_id", "source_metadata"], inputs=inputs, overrides=overrides or {})
         doc_id = known["document_id"]
-        lease = self._claim_ingest(doc_id)  # waits while another thread or process indexes it
+        existing = self.store.get_document(doc_id)
+        if existing is not None and existing.status == "ready":
+            return self._already_present(existing, provenance, started)
+        # Phase 2: the parse workers start reading the PDF (no side effects) while the ingest lease
+        # is claimed, which waits while another thread or process indexes it.
+        claiming = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim")
+        claim = claiming.submit(self._claim_ingest, doc_id)
+        claiming.shutdown(wait=False)
+        reading: dict[str, Any] = {}
+        try:
+            reading = dr.execute(READING, inputs=inputs, overrides={**(overrides or {}), **known})
+            lease = claim.result()
+        except BaseException:
+            if reading:
+                reading["chunk_batches"].close()
+            claim.add_done_callback(self._release_claim)  # a bad PDF's error is not held up by the claim
+            raise
+        chunks: ChunkStream = reading["chunk_batches"]
         if lease is None:
+            chunks.close()
             existing = self.store.get_document(doc_id)
             if existing is None:
                 raise CitebotError("That document could not be indexed just now; please try again.")
@@ -312,15 +336,17 @@ class Citebot:
         try:
             existing = self.store.get_document(doc_id)
             if existing and existing.status == "ready":
+                chunks.close()
                 self._release(lease)
                 return self._already_present(existing, provenance, started)
             if existing:  # an ingest that died half-way (crash, killed process): its lease expired; start over
                 self.store.remove_document(doc_id)
-            # Phase 2: parse, chunk, embed, store.
-            result: IngestResult = dr.execute(["ingest_result"], inputs=inputs, overrides={**(overrides or {}), **known})[
-                "ingest_result"
-            ]
+            # Phase 3: chunk, embed and store as the pages are read.
+            result: IngestResult = dr.execute(
+                ["ingest_result"], inputs=inputs, overrides={**(overrides or {}), **known, **reading}
+            )["ingest_result"]
         except BaseException:
+            chunks.close()
             self._release(lease, wait=False)  # Weaviate may be down: never hold the user up for it
             raise
         self._release(lease)
@@ -331,6 +357,11 @@ class Citebot:
             **{f"{k}_inner": round(v, 4) for k, v in result.timings.items()},
         }
         return result
+
+    def _release_claim(self, claim: concurrent.futures.Future) -> None:
+        """Release a lease claimed for an ingest that failed meanwhile (in the background)."""
+        if not claim.cancelled() and claim.exception() is None and claim.result() is not None:
+            self._release(claim.result(), wait=False)
 
     def _already_present(self, doc: Document, provenance: Provenance, started: float) -> IngestResult:
         if self.store.add_scope(doc.document_id, provenance.scope):

@@ -11,6 +11,11 @@ document's ParseBudget), source_metadata ({} for plain PDFs).
 Everything that reads the PDF's structure or text runs in parse workers within the document's
 time budget and the workers' memory cap (citebot/parse_workers.py); the bot's process only
 handles bytes, short metadata strings and page texts within the text caps.
+
+Streaming: ``page_batches`` → ``readable_page_batches`` → ``chunk_batches`` are lazy streams.
+``chunk_batches`` is drained by a background thread as the workers read the pages, and
+``stored_document`` embeds and stores its chunks batch by batch while later pages are still
+being read: parsing and chunking hide behind embedding and storing.
 """
 
 from __future__ import annotations
@@ -20,17 +25,19 @@ import concurrent.futures
 import hashlib
 import time
 import uuid
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hamilton.function_modifiers import tag
 
-from citebot.chunking import chunk_pages
+from citebot.chunking import stream_chunks
 from citebot.domain import Chunk, Document, IngestResult, Provenance
 from citebot.embeddings import Embedder
 from citebot.errors import CitebotError, NoExtractableText, StoreFailed
-from citebot.parse_workers import ParseBudget, ParsePool, parse_pages, read_overview
+from citebot.parse_workers import PageStream, ParseBudget, ParsePool, read_overview
 from citebot.pdf_text import PageText, PdfOverview, TextCaps, check_pdf_bytes, is_text_page
+from citebot.read_ahead import ReadAhead
 from citebot.store import Store
 from citebot.text_hygiene import clean_field, clean_names
 
@@ -49,10 +56,13 @@ def document_id(checked_pdf: bytes) -> str:
     return hashlib.sha256(checked_pdf).hexdigest()
 
 
-def pdf_document(checked_pdf: bytes, max_pages: int, parse_pool: ParsePool, parse_budget: ParseBudget) -> PdfOverview:
+def pdf_document(
+    checked_pdf: bytes, document_id: str, max_pages: int, parse_pool: ParsePool, parse_budget: ParseBudget
+) -> PdfOverview:
     """The PDF's page count, metadata and first-page title, read in a parse worker (raises for
-    encrypted, corrupt, over-long, too slow or too memory-hungry files)."""
-    return read_overview(parse_pool, checked_pdf, max_pages, parse_budget)
+    encrypted, corrupt, over-long, too slow or too memory-hungry files); the worker keeps the
+    PDF open for the first pages."""
+    return read_overview(parse_pool, checked_pdf, max_pages, parse_budget, key=document_id)
 
 
 def page_total(pdf_document: PdfOverview) -> int:
@@ -65,28 +75,35 @@ def text_caps(max_page_chars: int, max_chunks: int, chunk_chars: int) -> TextCap
     return TextCaps(page_chars=max_page_chars, chunks=max_chunks, chunk_chars=chunk_chars)
 
 
-def extracted_pages(
-    checked_pdf: bytes, page_total: int, parse_pool: ParsePool, parse_budget: ParseBudget, text_caps: TextCaps
-) -> list[PageText]:
-    """Text of every page, NFKC-normalised with hyphenation joined, parsed in worker processes
-    (page ranges in parallel) within the document's time budget and the text caps."""
-    return parse_pages(parse_pool, checked_pdf, 0, page_total, parse_budget, text_caps)
+def page_batches(
+    checked_pdf: bytes,
+    document_id: str,
+    page_total: int,
+    parse_pool: ParsePool,
+    parse_budget: ParseBudget,
+    text_caps: TextCaps,
+) -> PageStream:
+    """Text of every page, NFKC-normalised with hyphenation joined, in page order a batch at a
+    time: page ranges parsed in worker processes (each keeps the PDF open) within the document's
+    time budget and the text caps. Lazy: read as it is iterated."""
+    return PageStream(parse_pool, checked_pdf, document_id, page_total, parse_budget, text_caps)
 
 
-def readable_pages(extracted_pages: list[PageText]) -> list[PageText]:
+def readable_page_batches(page_batches: PageStream) -> Iterator[list[PageText]]:
     """Pages with real text, each distinct text once (the first page that has it); a PDF
-    without any (scanned, image-only) is refused."""
+    without any (scanned, image-only) is refused once every page is read."""
     seen: set[str] = set()
-    pages = []
-    for page in extracted_pages:
-        if is_text_page(page) and page.text not in seen:
-            seen.add(page.text)
-            pages.append(page)
-    if not pages:
+    for batch in page_batches:
+        pages = []
+        for page in batch:
+            if is_text_page(page) and page.text not in seen:
+                seen.add(page.text)
+                pages.append(page)
+        yield pages
+    if not seen:
         raise NoExtractableText(
             "The PDF has no extractable text (it looks scanned or image-only). Run it through OCR and share the result."
         )
-    return pages
 
 
 def pdf_properties(pdf_document: PdfOverview) -> dict[str, str]:
@@ -116,12 +133,48 @@ def authors(source_metadata: dict[str, Any], pdf_properties: dict[str, str]) -> 
     return clean_names([pdf_properties.get("author") or ""])
 
 
-def chunks(
-    document_id: str, readable_pages: list[PageText], chunk_chars: int, chunk_overlap_chars: int, title: str
-) -> list[Chunk]:
+class ChunkStream(ReadAhead[Chunk]):
+    """A document's chunks in order, made ahead by a background thread from its pages; after the
+    last one, ``pages_cut`` names the pages cut to the page cap and ``read_seconds`` is the time
+    from the first page asked for to the last chunk made."""
+
+    def __init__(self, chunks_of: Callable[[ChunkStream], Iterator[Chunk]], on_close: Callable[[], None]) -> None:
+        self.pages_cut: list[int] = []
+        self.read_seconds = 0.0
+        super().__init__(chunks_of(self), name="chunking", on_close=on_close)
+
+
+def chunk_batches(
+    document_id: str,
+    readable_page_batches: Iterator[list[PageText]],
+    page_batches: PageStream,
+    page_total: int,
+    chunk_chars: int,
+    chunk_overlap_chars: int,
+    title: str,
+    text_caps: TextCaps,
+) -> ChunkStream:
     """Overlapping chunks of about ``chunk_chars`` characters, each with its page span and its
-    context (the document title and nearest section heading, searched and embedded with it)."""
-    return chunk_pages(document_id, readable_pages, chunk_chars, chunk_overlap_chars, title)
+    context (the document title and nearest section heading, searched and embedded with it),
+    made in a background thread as the pages are read (running headers per window of pages,
+    ``citebot.chunking.HEADER_WINDOW_PAGES``). More chunks than the cap are refused as soon as
+    they are counted; ``stored_document`` takes them a batch at a time."""
+
+    def chunks_of(stream: ChunkStream) -> Iterator[Chunk]:
+        began = time.perf_counter()
+
+        def pages() -> Iterator[list[PageText]]:
+            for batch in readable_page_batches:
+                stream.pages_cut.extend(page.number for page in batch if page.cut_from)
+                yield batch
+
+        for chunk in stream_chunks(document_id, pages(), page_total, chunk_chars, chunk_overlap_chars, title):
+            if text_caps.chunks and chunk.index >= text_caps.chunks:
+                raise text_caps.too_much(counted_chunks=True)
+            yield chunk
+        stream.read_seconds = time.perf_counter() - began
+
+    return ChunkStream(chunks_of, on_close=page_batches.cancel)
 
 
 def document(
@@ -129,22 +182,18 @@ def document(
     title: str,
     authors: list[str],
     page_total: int,
-    chunks: list[Chunk],
     provenance: Provenance,
     source_metadata: dict[str, Any],
-    text_caps: TextCaps,
 ) -> Document:
-    """The document as it will be stored (``ingesting`` until every chunk is in Weaviate);
-    more chunks than the cap are refused before anything is embedded."""
-    if text_caps.chunks and len(chunks) > text_caps.chunks:
-        raise text_caps.too_much(len(chunks))
+    """The document as it will be stored (``ingesting``, with no chunks, until every chunk is in
+    Weaviate)."""
     return Document(
         document_id=document_id,
         title=title,
         authors=tuple(authors),
         source=provenance.source,
         pages=page_total,
-        chunks=len(chunks),
+        chunks=0,
         added_by=provenance.user,
         link=source_metadata.get("link") or provenance.link,
         arxiv_id=source_metadata.get("arxiv_id", ""),
@@ -154,20 +203,34 @@ def document(
     )
 
 
+@dataclass(frozen=True)
+class StoredDocument:
+    """A document now ready in Weaviate, the seconds spent (``read``: parsing and chunking, in the
+    background; ``wait``: embedding waiting for chunks; ``embed``, ``store``), and the pages whose
+    text was cut to the page cap."""
+
+    document: Document
+    timings: dict[str, float]
+    pages_cut: tuple[int, ...] = ()
+
+
 @tag(side_effects="weaviate")
-def stored_document(document: Document, chunks: list[Chunk], embedder: Embedder, store: Store) -> dict[str, float]:
-    """Embeds and stores every chunk, all or nothing: on any failure the partial document is
-    removed and the error re-raised. Returns the seconds spent embedding and storing."""
+def stored_document(document: Document, chunk_batches: ChunkStream, embedder: Embedder, store: Store) -> StoredDocument:
+    """Embeds and stores every chunk as the chunks come, all or nothing: the document's record is
+    written with the first batch, and on any failure (reading a later page included) the partial
+    document is removed and the error re-raised."""
     doc_id = document.document_id
     attempt = uuid.uuid4().hex
     timings = {"embed": 0.0, "store": 0.0}
     written: list[tuple[Chunk, array.array]] = []  # for finish_document: float32 vectors, not lists of floats
-    store.begin_document(document, attempt)
+    began_document = False
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
             pending: concurrent.futures.Future | None = None
-            for start in range(0, len(chunks), CHUNKS_PER_BATCH):
-                batch = chunks[start : start + CHUNKS_PER_BATCH]
+            while batch := chunk_batches.take(CHUNKS_PER_BATCH):
+                if not began_document:  # a PDF refused while its first pages are read writes nothing
+                    store.begin_document(document, attempt)
+                    began_document = True
                 began = time.perf_counter()
                 vectors = embedder.embed_documents([r.embedding_text for r in batch])
                 timings["embed"] += time.perf_counter() - began
@@ -177,9 +240,11 @@ def stored_document(document: Document, chunks: list[Chunk], embedder: Embedder,
                 written += ((chunk, array.array("f", vector)) for chunk, vector in zip(batch, vectors))
             if pending is not None:
                 timings["store"] += pending.result()
-        store.finish_document(doc_id, len(chunks), written)
+        store.finish_document(doc_id, len(written), written)
     except BaseException as error:
-        _remove_quietly(store, doc_id)
+        chunk_batches.close()
+        if began_document:
+            _remove_quietly(store, doc_id)
         if isinstance(error, CitebotError):
             raise
         if isinstance(error, Exception):
@@ -187,7 +252,9 @@ def stored_document(document: Document, chunks: list[Chunk], embedder: Embedder,
                 f"Storing the document failed ({type(error).__name__}); it was not indexed. Please try again."
             ) from error
         raise
-    return timings
+    ready = replace(document, chunks=len(written), status="ready")
+    timings.update(read=chunk_batches.read_seconds, wait=chunk_batches.waited)
+    return StoredDocument(ready, timings, tuple(chunk_batches.pages_cut))
 
 
 def _timed_store(store: Store, batch: list[Chunk], vectors: list[list[float]], document: Document, attempt: str) -> float:
@@ -203,23 +270,23 @@ def _remove_quietly(store: Store, doc_id: str) -> None:
         pass
 
 
-def ingest_notes(extracted_pages: list[PageText], text_caps: TextCaps) -> list[str]:
+def ingest_notes(stored_document: StoredDocument, text_caps: TextCaps) -> list[str]:
     """What the user should know about how the document was read (pages cut to the page cap)."""
-    cut = [page for page in extracted_pages if page.cut_from]
+    cut = stored_document.pages_cut
     if not cut:
         return []
-    numbers = ", ".join(str(page.number) for page in cut[:10]) + (" …" if len(cut) > 10 else "")
+    numbers = ", ".join(str(number) for number in cut[:10]) + (" …" if len(cut) > 10 else "")
     return [
         f"{len(cut)} page(s) had more than {text_caps.page_chars:,} characters of text and were cut to that "
         f"(page {numbers}); the rest of those pages is not searchable."
     ]
 
 
-def ingest_result(document: Document, stored_document: dict[str, float], ingest_notes: list[str]) -> IngestResult:
+def ingest_result(stored_document: StoredDocument, ingest_notes: list[str]) -> IngestResult:
     """The newly indexed document (now ready), the seconds spent embedding and storing, and notes."""
     return IngestResult(
-        document=replace(document, status="ready"),
+        document=stored_document.document,
         already_present=False,
-        timings=dict(stored_document),
+        timings=dict(stored_document.timings),
         notes=list(ingest_notes),
     )

@@ -14,8 +14,9 @@ import pytest
 from citebot.domain import CLI_SCOPE, Chunk, Document, Passage, Provenance
 from citebot.embeddings import build_embedder
 from citebot.llm import build_chat_model
-from citebot.parse_workers import ParsePool
-from citebot.pdf_text import PdfOverview
+from citebot.chunking import chunk_pages
+from citebot.parse_workers import PageStream, ParseBudget, ParsePool, parse_pages
+from citebot.pdf_text import PdfOverview, TextCaps, extract_pages, is_text_page
 from citebot.settings import Settings
 from dataflows import retrieval
 from dataflows.app import (
@@ -94,28 +95,39 @@ def test_ask_inputs_keep_top_k_and_alpha_in_range(settings):
     assert default["top_k"] == settings.top_k and default["alpha"] == settings.alpha
 
 
-# ---- the pdf flow on a real paper, up to the document (no embedder, no store) ------------------
+# ---- the pdf flow on a real paper, up to its chunks (no embedder, no store) ---------------------
 
 
 def test_a_real_paper_becomes_a_titled_document_with_page_spanning_chunks(settings, parse_pool, extractive):
-    inputs = ingest_inputs(
-        settings,
-        pdf_source_inputs((PDFS / "1706.03762.pdf").read_bytes()),
-        PROVENANCE,
-        embedder=None,
-        store=None,
-        parse_pool=parse_pool,
-    )
-    out = extractive["pdf"].execute(["document", "chunks", "ingest_notes"], inputs=inputs)
+    pdf = (PDFS / "1706.03762.pdf").read_bytes()
+    inputs = ingest_inputs(settings, pdf_source_inputs(pdf), PROVENANCE, embedder=None, store=None, parse_pool=parse_pool)
+    out = extractive["pdf"].execute(["document", "chunk_batches"], inputs=inputs)
     document: Document = out["document"]
-    chunks: list[Chunk] = out["chunks"]
+    chunks: list[Chunk] = list(out["chunk_batches"])
     assert document.title == "Attention Is All You Need"
-    assert document.pages == 15 and document.chunks == len(chunks) > 20
+    assert document.pages == 15 and document.status == "ingesting" and len(chunks) > 20
     assert all(c.document_id == document.document_id and 1 <= c.page_start <= c.page_end <= 15 for c in chunks)
     assert [c.index for c in chunks] == list(range(len(chunks)))
     adam = [c for c in chunks if "We used the Adam optimizer" in c.text]
     assert adam and adam[0].page_start <= 7 <= adam[0].page_end
-    assert out["ingest_notes"] == []
+    assert out["chunk_batches"].pages_cut == []
+    # the streamed chunks are those of the whole document at once (a paper is one header window)
+    pages = [p for p in parse_pages(parse_pool, pdf, 0, 15, ParseBudget(60), TextCaps()) if is_text_page(p)]
+    assert chunks == chunk_pages(
+        document.document_id, pages, settings.chunk_chars, settings.chunk_overlap_chars, document.title
+    )
+
+
+def test_a_paper_read_in_several_workers_gives_the_pages_of_one_reading(settings):
+    pdf = (PDFS / "1706.03762.pdf").read_bytes()
+    pool = ParsePool(2, settings.parse_memory_mb)
+    try:
+        stream = PageStream(pool, pdf, "k", 15, ParseBudget(60), TextCaps())
+        assert len(stream.batches()) > 2
+        streamed = [page for batch in stream for page in batch]
+    finally:
+        pool.close()
+    assert streamed == extract_pages(pdf, 0, 15)
 
 
 def test_a_title_given_by_the_sharer_wins_over_the_pdfs_own(settings, extractive):
