@@ -124,8 +124,8 @@ def _shape(item, depth: int = 0):
 @dataclass(frozen=True)
 class TextCaps:
     """How much text one document may bring: ``page_chars`` per page (longer pages are cut, and
-    the reply says so) and ``chunks`` chunks of about ``chunk_chars`` per document (more is refused
-    before anything is embedded). 0: no cap."""
+    the reply says so) and ``chunks`` chunks of about ``chunk_chars`` per document (more is refused,
+    and nothing of the document kept). 0: no cap."""
 
     page_chars: int = 0
     chunks: int = 0
@@ -161,6 +161,7 @@ class OpenPdf:
         self.reader = open_pdf(data)
         self._seen: dict[tuple, PageText] = {}
         self._total = 0
+        self._first_page_text: str | None = None  # page 1's text, read by ``overview``
 
     def pages(self, start: int, end: int, caps: TextCaps = TextCaps()) -> list[PageText]:
         max_page_chars, max_chars = caps.page_chars, caps.document_chars
@@ -172,7 +173,8 @@ class OpenPdf:
                 pages.append(replace(self._seen[key], number=index + 1))
                 continue
             try:
-                text = page.extract_text() or ""
+                text = self._first_page_text if index == 0 and self._first_page_text is not None else page.extract_text()
+                text = text or ""
             except MemoryError:  # over the worker's memory cap: refused as too complex, never read as empty
                 raise
             except Exception:  # one bad page must not lose the document
@@ -193,12 +195,8 @@ class OpenPdf:
         """Page count (checked against ``max_pages``), cleaned metadata and the first page's title."""
         count = page_count(self.reader, max_pages)
         info = pdf_info(self.reader)
-        return PdfOverview(
-            pages=count,
-            title=info["title"],
-            author=info["author"],
-            first_page_title=largest_text_on_first_page(self.reader),
-        )
+        self._first_page_text, first_page_title = _read_first_page(self.reader)
+        return PdfOverview(pages=count, title=info["title"], author=info["author"], first_page_title=first_page_title)
 
 
 def pdf_overview(data: bytes, max_pages: int) -> PdfOverview:
@@ -241,21 +239,30 @@ def is_text_page(page: PageText) -> bool:
 def largest_text_on_first_page(reader: PdfReader) -> str:
     """The text drawn in the largest upright font on page 1 (a paper's title, usually);
     rotated text such as arXiv's margin stamp is ignored."""
+    return _read_first_page(reader)[1]
+
+
+def _read_first_page(reader: PdfReader) -> tuple[str, str]:
+    """Page 1's text as ``extract_text`` gives it ("" if that fails, as ``OpenPdf.pages`` reads a
+    failing page) and its largest upright text."""
     runs: list[tuple[float, str]] = []
 
     def visit(text: str, cm, tm, font, size) -> None:
-        if not text.strip() or any(abs(m[i]) > 1e-3 for m in (cm, tm) for i in (1, 2)):
+        try:
+            if not text.strip() or any(abs(m[i]) > 1e-3 for m in (cm, tm) for i in (1, 2)):
+                return
+            runs.append((round(size * (abs(tm[3]) or 1) * (abs(cm[3]) or 1), 1), text.strip()))
+        except Exception:  # an odd matrix: not a title run (and the page's text is read as without a visitor)
             return
-        runs.append((round(size * (abs(tm[3]) or 1) * (abs(cm[3]) or 1), 1), text.strip()))
 
     try:
-        reader.pages[0].extract_text(visitor_text=visit)
+        page_text = reader.pages[0].extract_text(visitor_text=visit) or ""
     except MemoryError:
         raise
     except Exception:
-        return ""
+        return "", ""
     sized = [size for size, text in runs if len(text) > 3]
     if not sized:
-        return ""
+        return page_text, ""
     biggest = max(sized)
-    return clean_field(normalise(" ".join(text for size, text in runs if abs(size - biggest) < 0.6)))
+    return page_text, clean_field(normalise(" ".join(text for size, text in runs if abs(size - biggest) < 0.6)))

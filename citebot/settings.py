@@ -105,7 +105,9 @@ class Settings:
         "Characters of text kept per page (a dense real page has ~6,000); longer pages are cut (the reply says so).",
     )
     max_chunks: int = _setting(
-        "CITEBOT_MAX_CHUNKS", 5000, "Chunks per document; a PDF with more text is refused before anything is embedded."
+        "CITEBOT_MAX_CHUNKS",
+        5000,
+        "Chunks per document; a PDF with more is refused as its chunks are counted, and nothing of it is kept.",
     )
     top_k: int = _setting("CITEBOT_TOP_K", 6, "Chunks retrieved per question.")
     alpha: float = _setting("CITEBOT_ALPHA", 0.5, "Hybrid search weight: 0 = keyword (BM25) only, 1 = vector only.")

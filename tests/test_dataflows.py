@@ -11,10 +11,10 @@ from dataclasses import replace
 
 import pytest
 
+from citebot.chunking import chunk_pages
 from citebot.domain import CLI_SCOPE, Chunk, Document, Passage, Provenance
 from citebot.embeddings import build_embedder
 from citebot.llm import build_chat_model
-from citebot.chunking import chunk_pages
 from citebot.parse_workers import PageStream, ParseBudget, ParsePool, parse_pages
 from citebot.pdf_text import PdfOverview, TextCaps, extract_pages, is_text_page
 from citebot.settings import Settings
