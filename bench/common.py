@@ -122,6 +122,10 @@ class BenchEnv:
             _standin_proc=proc,
         )
 
+    @property
+    def standin_pid(self) -> int:
+        return self._standin_proc.process.pid
+
     def prefix(self, label: str) -> str:
         self._prefixes += 1
         return f"Bench{label}{self._prefixes}"

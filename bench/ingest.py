@@ -10,11 +10,14 @@ sections reuse that collection), the book into BOOK_SCOPE.
 from __future__ import annotations
 
 import io
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import BOOK, PAPERS_SCOPE, BenchEnv, log, provenance
+
+CORES = os.cpu_count() or 1
 
 # Seconds per step, summed over documents. Parsing and chunking run in the background while
 # embedding and storing go on ("read"); "wait" is how long embedding waited for chunks.
@@ -43,7 +46,9 @@ def pypdf_pages_per_s(paths: list[Path]) -> dict[str, Any]:
     return {"pages": pages, "seconds": round(seconds, 3), "pages_per_s": round(pages / seconds, 2)}
 
 
-def _summary(pages: int, chunks: int, seconds: float, split: dict[str, float], files: int) -> dict[str, Any]:
+def _summary(
+    pages: int, chunks: int, seconds: float, split: dict[str, float], files: int, cpu: dict[str, float]
+) -> dict[str, Any]:
     return {
         "files": files,
         "pages": pages,
@@ -52,6 +57,8 @@ def _summary(pages: int, chunks: int, seconds: float, split: dict[str, float], f
         "pages_per_s": round(pages / seconds, 2),
         "chunks_per_s": round(chunks / seconds, 2),
         "split_s": {k: round(v, 3) for k, v in split.items()},
+        # CPU seconds each participant spent meanwhile (the machine's other jobs not included)
+        "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
     }
 
 
@@ -62,18 +69,22 @@ def _add(totals: dict[str, float], timings: dict[str, float]) -> None:
 
 def _papers(env: BenchEnv, settings: Any, papers: list[Path]) -> dict[str, Any]:
     """The papers one after another in one Citebot (as the bot ingests them), this process."""
+    from bench.memory import cpu_snapshot, cpu_split
     from dataflows.app import Citebot
 
     totals = {name: 0.0 for name in SPLIT}
     pages = chunks = 0
     seconds = 0.0
     with Citebot(settings) as bot:
+        bot._parse_pool().start_workers()  # as a bot that has run for a while (and as the book's run)
+        before = cpu_snapshot(env, os.getpid())
         for path in papers:
             result = bot.ingest_pdf(path.read_bytes(), provenance(path, PAPERS_SCOPE))
             assert not result.already_present, f"{path.name} was recognised, not ingested"
             pages, chunks, seconds = pages + result.document.pages, chunks + result.document.chunks, seconds + result.seconds
             _add(totals, result.timings)
-    return _summary(pages, chunks, seconds, totals, len(papers))
+        cpu = cpu_split(before, cpu_snapshot(env, os.getpid()))
+    return _summary(pages, chunks, seconds, totals, len(papers), cpu)
 
 
 def _book(env: BenchEnv, settings: Any, embedder: str) -> dict[str, Any]:
@@ -86,7 +97,7 @@ def _book(env: BenchEnv, settings: Any, embedder: str) -> dict[str, Any]:
     assert not r["already_present"]
     totals = {name: 0.0 for name in SPLIT}
     _add(totals, r["timings"])
-    return _summary(r["pages"], r["chunks"], r["seconds"], totals, 1)
+    return _summary(r["pages"], r["chunks"], r["seconds"], totals, 1, run["cpu"])
 
 
 def run(env: BenchEnv) -> dict[str, Any]:
@@ -116,14 +127,19 @@ def run(env: BenchEnv) -> dict[str, Any]:
                 *(sum(r[k] for r in both) for k in ("pages", "chunks", "seconds")),
                 {k: sum(r["split_s"][k] for r in both) for k in SPLIT},
                 len(papers) + 1,
+                {k: sum(r["cpu_s"][k] for r in both) for k in both[0]["cpu_s"]},
             )
             sets += ["book", "all"]
         for name in sets:
             result[name]["vs_pypdf"] = round(result[name]["pages_per_s"] / base[name]["pages_per_s"], 3)
+            # On 2 cores the ingest can take no less than half the CPU seconds its processes spent.
+            cpu_floor = sum(result[name]["cpu_s"].values()) / CORES
+            result[name]["cpu_bound_vs_pypdf"] = round(base[name]["seconds"] / cpu_floor, 3) if cpu_floor else None
             log(
                 f"  {embedder} {name}: {result[name]['pages_per_s']} pages/s, {result[name]['chunks_per_s']} "
                 f"chunks/s ({result[name]['vs_pypdf']}x pypdf's {base[name]['pages_per_s']}) "
-                f"split {result[name]['split_s']}"
+                f"split {result[name]['split_s']} cpu {result[name]['cpu_s']} "
+                f"(bound on {CORES} cores: {result[name]['cpu_bound_vs_pypdf']}x)"
             )
         out["citebot"][embedder] = result
     return out

@@ -57,6 +57,45 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and of its children it has reaped; 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / _TICK
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and all its descendants (those alive and those reaped)."""
+    return cpu_s(pid) + sum(cpu_s(child) for child in _descendants(pid))
+
+
+def cpu_snapshot(env: BenchEnv, bot_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the bot process alone, of its parse workers (its other descendants,
+    the servers left out when they are its children), of Weaviate and of the embedding stand-in."""
+    servers = {env.weaviate.process.pid, env.standin_pid}  # type: ignore[union-attr]
+    server_trees = servers | {d for pid in servers for d in _descendants(pid)}
+    with open(f"/proc/{bot_pid}/stat") as f:
+        own = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13]) / _TICK
+    workers = cpu_s(bot_pid) - own + sum(cpu_s(d) for d in _descendants(bot_pid) if d not in server_trees)
+    return {
+        "parse workers": workers,
+        "bot": own,
+        "weaviate": tree_cpu_s(env.weaviate.process.pid),  # type: ignore[union-attr]
+        "stand-in": tree_cpu_s(env.standin_pid),
+    }
+
+
+def cpu_split(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds spent between two snapshots, per participant."""
+    return {k: round(after[k] - before[k], 2) for k in before}
+
+
 class Sampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -107,7 +146,9 @@ def ingest_in_child(env: BenchEnv, settings: Any, path: Path) -> dict[str, Any]:
             elif tag == "ingest":
                 idle_hwm = _status(proc.pid).get("VmHWM", 0)
                 sampler.phase = "ingest"
+                cpu_before = cpu_snapshot(env, proc.pid)
             elif tag == "done":
+                cpu = cpu_split(cpu_before, cpu_snapshot(env, proc.pid))
                 result = json.loads(payload)
                 sampler.phase = "after"
                 time.sleep(IDLE_S)
@@ -137,6 +178,7 @@ def ingest_in_child(env: BenchEnv, settings: Any, path: Path) -> dict[str, Any]:
     idle, after = phase("idle", 1), phase("after", 1)
     return {
         "ingest": result,
+        "cpu": cpu,
         "memory": {
             "embedder": settings.embedding_backend if not settings.openai_api_key else "openai-standin",
             "main_idle_mb": mb(sum(idle) / len(idle)) if idle else None,

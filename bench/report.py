@@ -50,6 +50,19 @@ def _ingest(r: dict[str, Any]) -> list[Row]:
                 "",
             )
         )
+        cpu = c[key].get("cpu_s")
+        if cpu:
+            rows.append(
+                (
+                    "ingest",
+                    f"{label}, CPU seconds meanwhile ({key})",
+                    ", ".join(f"{k} {v}" for k, v in cpu.items())
+                    + f" = {round(sum(cpu.values()), 2)} s; pypdf alone {base[key]['seconds']} s; on 2 free cores at most "
+                    f"{c[key].get('cpu_bound_vs_pypdf')}× pypdf",
+                    "",
+                    "",
+                )
+            )
         if embedder == "minilm":
             ratio = round(c[key]["seconds"] / s["embed"], 3) if s["embed"] else None
             rows.append(
