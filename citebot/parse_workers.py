@@ -15,6 +15,7 @@ import hashlib
 import logging
 import math
 import multiprocessing
+import os
 import resource
 import signal
 import threading
@@ -211,13 +212,15 @@ class ParsePool:
         items: Sequence[Any],
         budget: ParseBudget,
         cancelled: threading.Event | None = None,
+        most: int = 0,
     ) -> Iterator[Any]:
         """The results of ``fn(*args)`` for ``fn, args = call(worker, item)``, item by item in order,
         each as soon as it and those before it are done; each call in a worker, in parallel as
         workers allow, all within ``budget``. A worker's answer ``RESEND`` sends its item again.
         On the first error or when the budget runs out, every worker still busy with these calls
         is killed and the error raised (``PdfTooSlow``, ``PdfTooComplex`` or the call's own
-        ``CitebotError``); when ``cancelled`` is set, they are killed and the results end."""
+        ``CitebotError``); when ``cancelled`` is set, they are killed and the results end. ``most``:
+        at most this many workers at once (0: as many as the pool has)."""
         pending = deque(enumerate(items))
         done: dict[int, Any] = {}
         upcoming = 0
@@ -228,7 +231,7 @@ class ParsePool:
                     yield done.pop(upcoming)
                     upcoming += 1
                     continue
-                while pending:
+                while pending and not (most and len(busy) >= most):
                     worker = self._acquire(block=not busy)
                     if worker is None:
                         break
@@ -287,6 +290,9 @@ CANCEL_POLL_S = 0.1
 BATCHES_PER_WORKER = 3
 MIN_BATCH_PAGES = 2
 MAX_BATCH_PAGES = 16
+# One document's pages are read by at most this many workers at once: one per core (a worker
+# more would only share a core, and it would parse the PDF's objects and fonts once more).
+STREAM_WORKERS = os.cpu_count() or 1
 
 
 class PageStream:
@@ -300,11 +306,12 @@ class PageStream:
     ) -> None:
         self.pool, self.pdf, self.key, self.budget, self.caps = pool, pdf, key, budget, caps
         self.start, self.end = start, page_total
+        self.workers = min(self.pool.max_workers, STREAM_WORKERS)
         self._cancelled = threading.Event()
 
     def batches(self) -> list[tuple[int, int]]:
         """The page ranges [start, end) read by one call each."""
-        size = math.ceil((self.end - self.start) / (self.pool.max_workers * BATCHES_PER_WORKER))
+        size = math.ceil((self.end - self.start) / (self.workers * BATCHES_PER_WORKER))
         size = max(MIN_BATCH_PAGES, min(MAX_BATCH_PAGES, size))
         return [(first, min(first + size, self.end)) for first in range(self.start, self.end, size)]
 
@@ -314,7 +321,7 @@ class PageStream:
     def __iter__(self) -> Iterator[list[PageText]]:
         texts: set[str] = set()
         chars = 0
-        for pages in self.pool.results(self._call, self.batches(), self.budget, self._cancelled):
+        for pages in self.pool.results(self._call, self.batches(), self.budget, self._cancelled, most=self.workers):
             for page in pages:
                 if page.text not in texts:
                     texts.add(page.text)
