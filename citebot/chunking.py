@@ -150,11 +150,13 @@ def chunk_pages(document_id: str, pages: list[PageText], size: int, overlap: int
     return [chunk for page in pages for chunk in chunker.add(page, headers)] + chunker.finish()
 
 
-# A long document's running headers are found per window of about this many pages (a header is a
-# line at the top or bottom of a third of the window's pages), so its chunks can flow on while later
-# pages are still being read. A document of up to 1.5 windows is one window: its chunks are those
-# of ``chunk_pages``.
-HEADER_WINDOW_PAGES = 32
+# Pages arrive in batches, so a document's running headers are found per window of about this many
+# pages (``running_headers`` of the window: a line at the top or bottom of at least 3 and a third of
+# its pages), and each window's chunks flow on to embedding while later pages are still being read.
+# A document of up to 1.5 windows is one window (its chunks are those of ``chunk_pages``). On the
+# nine test papers 387 of 390 chunks are those of ``chunk_pages``; the book loses a few more
+# printer's marks.
+HEADER_WINDOW_PAGES = 8
 
 
 def header_windows(page_total: int) -> list[int]:
