@@ -42,7 +42,7 @@ from citebot.reranker import Reranker, build_reranker
 from citebot.settings import TOP_K_MAX, TOP_K_MIN, Settings, SettingsError
 from citebot.store import Lease, Store
 from dataflows import arxiv_source, pdf_ingestion, retrieval
-from dataflows.pdf_ingestion import ChunkStream
+from dataflows.pdf_ingestion import AlreadyIndexed, IngestClaim
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ def ingest_inputs(
         "store": store,
         "parse_pool": parse_pool,
         "parse_budget": ParseBudget(s.parse_budget_s),
+        "ingest_claim": IngestClaim(),  # Citebot._ingest passes its claim of the document's lease
     }
 
 
@@ -168,10 +169,6 @@ def ask_inputs(
     }
 
 
-# What an ingest reads while its lease is being claimed: the overview, and the chunk stream, whose
-# thread starts reading the pages in the parse workers.
-READING = ["pdf_document", "document", "chunk_batches"]
-
 # An ingest holds its document's lease in Weaviate (``Store.acquire_lease``) and renews it every
 # INGEST_LEASE / 6; a holder that dies stops renewing and the lease expires. Another ingest of the
 # same bytes waits (up to INGEST_WAIT_S) and then reports the document already indexed.
@@ -193,6 +190,39 @@ def _abandoned(owner: str) -> bool:
     e.g. when Weaviate went down): no need to wait for it to expire."""
     with _held_lock:
         return owner.startswith(_PROCESS) and owner not in _held_here
+
+
+class _IngestClaim(IngestClaim):
+    """A document's ingest lease, claimed in a background thread from creation (the dataflow reads
+    the PDF and embeds the first chunks meanwhile). ``wait()`` returns once it is held and the
+    document may be written (a half-ingested copy whose holder died is removed first), or raises
+    ``AlreadyIndexed``; ``release()`` gives it up."""
+
+    def __init__(self, citebot: Citebot, doc_id: str) -> None:
+        self.citebot, self.doc_id = citebot, doc_id
+        claiming = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim")
+        self._future = claiming.submit(citebot._claim_ingest, doc_id)
+        claiming.shutdown(wait=False)
+
+    def wait(self) -> None:
+        store = self.citebot.store
+        held = self._future.result()
+        existing = store.get_document(self.doc_id)
+        if held is None:
+            if existing is None:
+                raise CitebotError("That document could not be indexed just now; please try again.")
+            raise AlreadyIndexed(existing)
+        if existing and existing.status == "ready":
+            raise AlreadyIndexed(existing)
+        if existing:  # an ingest that died half-way (crash, killed process): its lease expired; start over
+            store.remove_document(self.doc_id)
+
+    def release(self, wait: bool = True) -> None:
+        """Give the lease up; one still being claimed is given up once it is held."""
+        if not self._future.done():
+            self._future.add_done_callback(lambda _: self.release(wait=False))
+        elif self._future.exception() is None and self._future.result() is not None:
+            self.citebot._release(self._future.result(), wait=wait)
 
 
 class _HeldLease:
@@ -312,44 +342,20 @@ class Citebot:
         existing = self.store.get_document(doc_id)
         if existing is not None and existing.status == "ready":
             return self._already_present(existing, provenance, started)
-        # Phase 2: the parse workers start reading the PDF (no side effects) while the ingest lease
-        # is claimed, which waits while another thread or process indexes it.
-        claiming = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim")
-        claim = claiming.submit(self._claim_ingest, doc_id)
-        claiming.shutdown(wait=False)
-        reading: dict[str, Any] = {}
+        # Phase 2: read, chunk, embed and store. The ingest lease is claimed meanwhile (it waits
+        # while another thread or process indexes the document); nothing is written before it is held.
+        claim = _IngestClaim(self, doc_id)
         try:
-            reading = dr.execute(READING, inputs=inputs, overrides={**(overrides or {}), **known})
-            lease = claim.result()
-        except BaseException:
-            if reading:
-                reading["chunk_batches"].close()
-            claim.add_done_callback(self._release_claim)  # a bad PDF's error is not held up by the claim
-            raise
-        chunks: ChunkStream = reading["chunk_batches"]
-        if lease is None:
-            chunks.close()
-            existing = self.store.get_document(doc_id)
-            if existing is None:
-                raise CitebotError("That document could not be indexed just now; please try again.")
-            return self._already_present(existing, provenance, started)
-        try:
-            existing = self.store.get_document(doc_id)
-            if existing and existing.status == "ready":
-                chunks.close()
-                self._release(lease)
-                return self._already_present(existing, provenance, started)
-            if existing:  # an ingest that died half-way (crash, killed process): its lease expired; start over
-                self.store.remove_document(doc_id)
-            # Phase 3: chunk, embed and store as the pages are read.
             result: IngestResult = dr.execute(
-                ["ingest_result"], inputs=inputs, overrides={**(overrides or {}), **known, **reading}
+                ["ingest_result"], inputs={**inputs, "ingest_claim": claim}, overrides={**(overrides or {}), **known}
             )["ingest_result"]
+        except AlreadyIndexed as indexed:
+            claim.release()
+            return self._already_present(indexed.document, provenance, started)
         except BaseException:
-            chunks.close()
-            self._release(lease, wait=False)  # Weaviate may be down: never hold the user up for it
+            claim.release(wait=False)  # Weaviate may be down: never hold the user up for it
             raise
-        self._release(lease)
+        claim.release()
         self.store.record_adder(doc_id, provenance.scope, provenance.user)
         result.seconds = round(time.perf_counter() - started, 3)
         result.timings = {
@@ -357,11 +363,6 @@ class Citebot:
             **{f"{k}_inner": round(v, 4) for k, v in result.timings.items()},
         }
         return result
-
-    def _release_claim(self, claim: concurrent.futures.Future) -> None:
-        """Release a lease claimed for an ingest that failed meanwhile (in the background)."""
-        if not claim.cancelled() and claim.exception() is None and claim.result() is not None:
-            self._release(claim.result(), wait=False)
 
     def _already_present(self, doc: Document, provenance: Provenance, started: float) -> IngestResult:
         if self.store.add_scope(doc.document_id, provenance.scope):

@@ -6,7 +6,7 @@ and ``source_metadata``.
 
 Inputs: pdf_bytes, provenance, max_pdf_bytes, max_pages, chunk_chars, chunk_overlap_chars,
 max_page_chars, max_chunks, embedder, store, parse_pool (a ParsePool), parse_budget (this
-document's ParseBudget), source_metadata ({} for plain PDFs).
+document's ParseBudget), ingest_claim (an IngestClaim), source_metadata ({} for plain PDFs).
 
 Everything that reads the PDF's structure or text runs in parse workers within the document's
 time budget and the workers' memory cap (citebot/parse_workers.py); the bot's process only
@@ -43,6 +43,26 @@ from citebot.text_hygiene import clean_field, clean_names
 
 # Chunks per embedding request / store call (embedding of batch i+1 overlaps storing batch i).
 CHUNKS_PER_BATCH = 64
+
+
+NO_TEXT = "The PDF has no extractable text (it looks scanned or image-only). Run it through OCR and share the result."
+
+
+class AlreadyIndexed(CitebotError):
+    """Raised by ``IngestClaim.wait`` when another ingest has made the document ready meanwhile."""
+
+    def __init__(self, document: Document) -> None:
+        super().__init__("That document is indexed already.")
+        self.document = document
+
+
+class IngestClaim:
+    """The right to write a document. ``Citebot`` passes its claim of the document's ingest lease,
+    made while the PDF is read and the first chunks embedded: ``wait()`` returns once it is held,
+    or raises ``AlreadyIndexed``. This base class holds at once (one ingest at a time: tests, tools)."""
+
+    def wait(self) -> None:
+        return None
 
 
 def checked_pdf(pdf_bytes: bytes, max_pdf_bytes: int) -> bytes:
@@ -101,9 +121,7 @@ def readable_page_batches(page_batches: PageStream) -> Iterator[list[PageText]]:
                 pages.append(page)
         yield pages
     if not seen:
-        raise NoExtractableText(
-            "The PDF has no extractable text (it looks scanned or image-only). Run it through OCR and share the result."
-        )
+        raise NoExtractableText(NO_TEXT)
 
 
 def pdf_properties(pdf_document: PdfOverview) -> dict[str, str]:
@@ -206,8 +224,9 @@ def document(
 @dataclass(frozen=True)
 class StoredDocument:
     """A document now ready in Weaviate, the seconds spent (``read``: parsing and chunking, in the
-    background; ``wait``: embedding waiting for chunks; ``embed``, ``store``), and the pages whose
-    text was cut to the page cap."""
+    background; ``wait``: embedding waiting for chunks; ``claim``: waiting for the ingest claim
+    after the first batch was embedded; ``embed``, ``store``), and the pages whose text was cut to
+    the page cap."""
 
     document: Document
     timings: dict[str, float]
@@ -215,10 +234,13 @@ class StoredDocument:
 
 
 @tag(side_effects="weaviate")
-def stored_document(document: Document, chunk_batches: ChunkStream, embedder: Embedder, store: Store) -> StoredDocument:
+def stored_document(
+    document: Document, chunk_batches: ChunkStream, embedder: Embedder, store: Store, ingest_claim: IngestClaim
+) -> StoredDocument:
     """Embeds and stores every chunk as the chunks come, all or nothing: the document's record is
-    written with the first batch, and on any failure (reading a later page included) the partial
-    document is removed and the error re-raised."""
+    written with the first batch, once ``ingest_claim`` is held (the first batch is embedded
+    meanwhile), and on any failure (reading a later page included) the partial document is
+    removed and the error re-raised."""
     doc_id = document.document_id
     attempt = uuid.uuid4().hex
     timings = {"embed": 0.0, "store": 0.0}
@@ -228,18 +250,23 @@ def stored_document(document: Document, chunk_batches: ChunkStream, embedder: Em
         with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
             pending: concurrent.futures.Future | None = None
             while batch := chunk_batches.take(CHUNKS_PER_BATCH):
-                if not began_document:  # a PDF refused while its first pages are read writes nothing
-                    store.begin_document(document, attempt)
-                    began_document = True
                 began = time.perf_counter()
                 vectors = embedder.embed_documents([r.embedding_text for r in batch])
                 timings["embed"] += time.perf_counter() - began
+                if not began_document:  # a PDF refused while its first pages are read writes nothing
+                    began = time.perf_counter()
+                    ingest_claim.wait()
+                    timings["claim"] = time.perf_counter() - began
+                    store.begin_document(document, attempt)
+                    began_document = True
                 if pending is not None:
                     timings["store"] += pending.result()
                 pending = writer.submit(_timed_store, store, batch, vectors, document, attempt)
                 written += ((chunk, array.array("f", vector)) for chunk, vector in zip(batch, vectors))
             if pending is not None:
                 timings["store"] += pending.result()
+        if not began_document:  # text, but none that makes a chunk (page numbers only)
+            raise NoExtractableText(NO_TEXT)
         store.finish_document(doc_id, len(written), written)
     except BaseException as error:
         chunk_batches.close()
