@@ -57,8 +57,8 @@ def _ingest(r: dict[str, Any]) -> list[Row]:
                     "ingest",
                     f"{label}, CPU seconds meanwhile ({key})",
                     ", ".join(f"{k} {v}" for k, v in cpu.items())
-                    + f" = {round(sum(cpu.values()), 2)} s; pypdf alone {base[key]['seconds']} s; on 2 free cores at most "
-                    f"{c[key].get('cpu_bound_vs_pypdf')}× pypdf",
+                    + f" = {round(sum(cpu.values()), 2)} s; pypdf alone {base[key].get('cpu_s')} s CPU; so on 2 free "
+                    f"cores at most {c[key].get('cpu_bound_vs_pypdf')}× pypdf",
                     "",
                     "",
                 )
