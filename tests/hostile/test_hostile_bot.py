@@ -24,7 +24,16 @@ BOT_BUDGET_S = 12.0
 
 @pytest.fixture(scope="module")
 def hostile_http(bot_settings: Settings, slack: SlackStandIn) -> Iterator[Driver]:
-    settings = replace(bot_settings, collection_prefix="HostileBot", parse_budget_s=BOT_BUDGET_S, parse_workers=3)
+    # Three documents indexed at once, so the normal PDF has a slot of its own beside the two
+    # hostile ones: what is checked is that their parses do not hold it up (queueing behind
+    # busy slots is tests/bot/test_bot_busy.py's subject).
+    settings = replace(
+        bot_settings,
+        collection_prefix="HostileBot",
+        parse_budget_s=BOT_BUDGET_S,
+        parse_workers=3,
+        ingest_concurrency=3,
+    )
     citebot = Citebot(settings)
     bot = BotThread(BotServer(settings, citebot, host="127.0.0.1", port=0)).start()
     try:
