@@ -150,6 +150,7 @@ def sub_questions(search_text: str, named_papers: dict[str, str]) -> list[str]:
 
 
 def sub_question_embeddings(sub_questions: list[str], embedder: Embedder) -> list[list[float]]:
+    """Each sub-question's query embedding (none when the question names fewer than two papers)."""
     return [embedder.embed_query(q) for q in sub_questions]
 
 
