@@ -236,15 +236,10 @@ def is_text_page(page: PageText) -> bool:
     return chars > 0
 
 
-def largest_text_on_first_page(reader: PdfReader) -> str:
-    """The text drawn in the largest upright font on page 1 (a paper's title, usually);
-    rotated text such as arXiv's margin stamp is ignored."""
-    return _read_first_page(reader)[1]
-
-
 def _read_first_page(reader: PdfReader) -> tuple[str, str]:
     """Page 1's text as ``extract_text`` gives it ("" if that fails, as ``OpenPdf.pages`` reads a
-    failing page) and its largest upright text."""
+    failing page) and the text drawn in its largest upright font (a paper's title, usually;
+    rotated text such as arXiv's margin stamp is ignored)."""
     runs: list[tuple[float, str]] = []
 
     def visit(text: str, cm, tm, font, size) -> None:

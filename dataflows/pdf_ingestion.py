@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import array
 import concurrent.futures
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,7 +34,7 @@ from citebot.chunking import stream_chunks
 from citebot.domain import Chunk, Document, IngestResult, Provenance
 from citebot.embeddings import Embedder
 from citebot.errors import CitebotError, NoExtractableText, StoreFailed
-from citebot.parse_workers import PageStream, ParseBudget, ParsePool, read_overview
+from citebot.parse_workers import PageStream, ParseBudget, ParsePool, document_key, read_overview
 from citebot.pdf_text import PageText, PdfOverview, TextCaps, check_pdf_bytes, is_text_page
 from citebot.read_ahead import ReadAhead
 from citebot.store import Store
@@ -72,8 +71,8 @@ def checked_pdf(pdf_bytes: bytes, max_pdf_bytes: int) -> bytes:
 
 
 def document_id(checked_pdf: bytes) -> str:
-    """A document's identity: the SHA-256 of its bytes."""
-    return hashlib.sha256(checked_pdf).hexdigest()
+    """A document's identity: the SHA-256 of its bytes (the key parse workers know it by)."""
+    return document_key(checked_pdf)
 
 
 def pdf_document(
