@@ -219,14 +219,21 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
     coverage of the question's distinctive terms and the best passage's cosine similarity.
     Below ``decline_below`` the bot declines. A name in the question (a word with a capital
     letter after the first word: "Japanese", "GPT-4", "Mamba") that no candidate contains scores
-    0: the documents are about something else."""
+    0: the documents are about something else. A name one typing slip away from a name the
+    candidates use ("Tranformer", "Resnet") counts as found."""
     if not retrieved_passages:
         return 0.0
     candidate_terms = [_chunk_terms(p) | _terms(p.chunk.context) | _terms(p.title) for p in retrieved_passages]
+    candidate_names: set[str] | None = None
     for name in _names(search_text):
         name_terms = _question_terms(name)
         if name_terms and not any(all(_in(t, found) for t in name_terms) for found in candidate_terms):
-            return 0.0
+            if candidate_names is None:
+                candidate_names = _capitalised_words(retrieved_passages)
+            meant = [w for w in candidate_names if max(len(w), len(name)) >= TYPO_MIN_LETTERS and _one_edit(name.lower(), w)]
+            if not meant:
+                return 0.0
+            search_text = re.sub(rf"\b{re.escape(name)}\b", meant[0], search_text)
     terms = _question_terms(search_text)
     weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
     total = sum(weights.values())
@@ -261,8 +268,11 @@ def relevant_passages(
         return []
     kept: list[Passage] = []
     kept_words: list[set[str]] = []
+    byline = bool(_BYLINE_QUESTION.search(search_text))  # a paper's first chunk answers it, however unlike the question
     for hit in ranked_passages:
-        if _cosine(hit.vector, query_embedding) < min_relevance:
+        # The best-ranked passage stays: the question passed the relevance floor, and a short
+        # question ("What is DPR?") is unlike every chunk by cosine.
+        if kept and _cosine(hit.vector, query_embedding) < min_relevance and not (byline and hit.chunk.index == 0):
             continue
         words = set(_WORD.findall(hit.chunk.text.lower()))
         if any(_jaccard(words, other) >= NEAR_DUPLICATE_JACCARD for other in kept_words):
@@ -405,6 +415,10 @@ def draft_answer__extractive(
     table row or reference entry."""
     if not numbered_sources:
         return NOT_IN_SOURCES
+    if _BYLINE_QUESTION.search(search_text) and numbered_sources[0].passage.chunk.index == 0:
+        byline = sentences(numbered_sources[0].passage.chunk.text)[:1]  # title and authors, as the paper prints them
+        if byline and len(byline[0]) <= MAX_BYLINE_CHARS:
+            return f"• {byline[0]} [1]"
     terms = _question_terms(search_text)
     candidates = [
         (sentence, source)
@@ -443,8 +457,11 @@ def draft_answer__extractive(
     if len(sub_questions) > 1:  # the other named paper: source [2] is its chunk ranked best for its part
         others = [i for i in rest if candidates[i][1].document_id != first_paper]
         chosen += ([i for i in others if candidates[i][1].n == 2] or others)[:1]
-    elif rest and score[rest[0]] >= SECOND_BULLET_RATIO * score[best]:
-        chosen.append(rest[0])
+    else:
+        said = _content_words(candidates[best][0])  # a second bullet adds something (overlapping chunks repeat sentences)
+        rest = [i for i in rest if _jaccard(_content_words(candidates[i][0]), said) < SECOND_BULLET_MAX_OVERLAP]
+        if rest and score[rest[0]] >= SECOND_BULLET_RATIO * score[best]:
+            chosen.append(rest[0])
     return "\n".join(f"• {candidates[i][0]} [{candidates[i][1].n}]" for i in chosen)
 
 
@@ -503,6 +520,7 @@ RERANK_WEIGHTS = {
     "reference_list": -0.5,
     "prose": 0.5,
     "quantity": 0.5,
+    "byline": 2.0,
 }
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
@@ -527,6 +545,13 @@ _NAME_IN_SENTENCE = re.compile(r"(?<=[a-z,;:] )([A-Za-z]*[A-Z][A-Za-z0-9]+)")
 _QUANTITY_QUESTION = re.compile(
     r"\b(?:how (?:many|much|big|large|long|fast|often)|what (?:share|percentage|fraction|size|dimension|value|number"
     r"|score|error|accuracy|rate)|which values?)\b",
+    re.IGNORECASE,
+)
+# A question asking who wrote a paper: its answer is the byline, the first line of the paper's first chunk.
+_BYLINE_QUESTION = re.compile(
+    r"^\W*(?:who\s+(?:wrote|authored|proposed|introduced|developed|created|invented|are\s+the\s+authors"
+    r"|is\s+the\s+author|were\s+the\s+authors)\b|(?:list|name)\s+the\s+authors|(?:what|which)\s+(?:are\s+)?"
+    r"(?:the\s+)?(?:names\s+of\s+the\s+)?authors)",
     re.IGNORECASE,
 )
 _DIGIT = re.compile(r"\d")
@@ -599,6 +624,7 @@ def _rerank_signals(question: str, query_embedding: list[float], passages: list[
     cosine_rank = _rank_fraction(cosines)
     prose = [_prose_share(p.chunk.text) for p in passages]
     hybrid = _min_max([p.score for p in passages])
+    byline = bool(_BYLINE_QUESTION.search(question))
     cosine = _min_max(cosines)
     bm25_scaled = _min_max(best_bm25)
     return [
@@ -613,6 +639,7 @@ def _rerank_signals(question: str, query_embedding: list[float], passages: list[
             "reference_list": float(is_reference_section(p.chunk.context)),
             "prose": prose[i],
             "quantity": quantity[i],
+            "byline": float(byline and p.chunk.index == 0),
         }
         for i, p in enumerate(passages)
     ]
@@ -671,13 +698,48 @@ def _answer_claims(text: str) -> list[tuple[str, list[int]]]:
 EXTRACTIVE_SOURCES = 4
 # A sentence with a number scores this much more as the answer to a question asking for an amount.
 QUANTITY_BONUS = 0.25
+MAX_BYLINE_CHARS = 800
 # A second bullet must score at least this share of the first's.
 SECOND_BULLET_RATIO = 0.7
+# ... and share less than this (Jaccard of content words) with the first: it is not a repeat.
+SECOND_BULLET_MAX_OVERLAP = 0.5
 SECOND_PAPER_NEW_TERMS = 0.2
+# A name one typing slip (a letter left out, added, changed or two swapped) from a name in the
+# candidates is taken to be that name when one of the two has this many letters or more.
+TYPO_MIN_LETTERS = 5
+_CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]*[a-z0-9][A-Za-z0-9]*\b|\b[A-Z]{2,}[0-9]*\b")
 _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _GLUED = re.compile(r"[a-z]{8,}")
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
 _COMPOUND = re.compile(r"\b([a-z]+)[-\s]?(\d+)\b|\b(\d+)-([a-z]+)\b")
+
+
+def _content_words(sentence: str) -> set[str]:
+    return set(_term_list(sentence))
+
+
+def _capitalised_words(passages: list[Passage]) -> set[str]:
+    """The names the passages use (words with a capital letter), lower-cased."""
+    out: set[str] = set()
+    for p in passages:
+        for text in (p.title, p.chunk.context, p.chunk.text):
+            out.update(w.lower() for w in _CAPITALISED.findall(text))
+    return out
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Two different words one typing slip apart: a letter left out, added or changed, or two
+    neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        )
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((k for k in range(len(short)) if short[k] != long[k]), len(short))
+    return short[i:] == long[i + 1 :]
 
 
 def _has_amount(sentence: str) -> bool:

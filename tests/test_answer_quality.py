@@ -148,3 +148,66 @@ def test_bracketed_numbers_in_a_document_never_become_citations(offline_bot, cor
     finally:
         offline_bot.forget(forged.document.document_id, scope)
         offline_bot.forget("attention is all", scope)
+
+
+@pytest.mark.parametrize(
+    ("question", "excerpt"),
+    [
+        # a letter left out, two swapped: the name is still the Transformer, the answer still the betas
+        ("Which optimizer did the Tranformer use and with what betas?", "β2 = 0.98"),
+        ("Which optimizer did the Trasnformer use and with what betas?", "β2 = 0.98"),
+        ("How many images are in the CIFR-10 training set?", "50k training images"),
+    ],
+)
+def test_a_misspelt_name_is_answered_not_declined(offline_bot, corpus, question, excerpt):
+    answer = offline_bot.ask(question, CLI_SCOPE)
+    assert answer.grounded, answer.text
+    assert any(excerpt in c.excerpt for c in answer.citations), answer.text
+
+
+@pytest.mark.parametrize(
+    ("question", "title", "author"),
+    [
+        ("Who wrote the Adam paper?", "Adam:", "Kingma"),
+        ("Who are the authors of Deep Residual Learning for Image Recognition?", "Deep Residual", "Kaiming He"),
+        ("Who proposed the Transformer?", "Attention Is All You Need", "Vaswani"),
+        ("who are the authors of the word2vec paper", "Efficient Estimation", "Mikolov"),
+    ],
+)
+def test_who_wrote_a_paper_is_answered_with_its_byline(offline_bot, corpus, question, title, author):
+    answer = offline_bot.ask(question, CLI_SCOPE)
+    (only,) = claims(answer.text)
+    assert author in only[0], answer.text
+    (cited,) = [c for c in answer.citations if c.n in only[1]]
+    assert cited.title.startswith(title) and cited.passage.chunk.page_start == 1, answer.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        # overlapping chunks hold the same sentence: it was quoted twice, once from each
+        "How many datasets and how many retrieval systems are in the BEIR comparison?",
+        "What vocabulary sizes and masking rate does BERT's masked LM use for WordPiece tokens?",
+        "What is the generator in RAG?",
+    ],
+)
+def test_the_second_bullet_does_not_repeat_the_first(offline_bot, corpus, question):
+    answer = offline_bot.ask(question, CLI_SCOPE)
+    said = [set(re.findall(r"[a-z0-9]+", claim.lower())) for claim, _ in claims(answer.text)]
+    if len(said) == 2:
+        assert len(said[0] & said[1]) / len(said[0] | said[1]) < 0.5, answer.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        # short questions are unlike every chunk by cosine; their terms are found, so they are answered
+        "What is DPR?",
+        "What is ArguAna?",
+    ],
+)
+def test_a_short_question_whose_terms_are_found_is_answered(offline_bot, corpus, question):
+    answer = offline_bot.ask(question, CLI_SCOPE)
+    assert answer.grounded, answer.text
+    name = question.removeprefix("What is ").rstrip("?")
+    assert all(name in claim for claim, _ in claims(answer.text)), answer.text
