@@ -52,7 +52,9 @@ _GREEK = re.compile(r"[\u0391-\u03c9]")
 _STOPWORDS = frozenset(
     "a an the and or of in on to for with by is are was were be been what which who whom how why when where "
     "did does do that this these those it its as at from than then there their they we our you your i me my "
-    "can could should would will use used using about into many much".split()
+    "can could should would will use used using about into many much "
+    # instructions, not what is asked about ("Explain residual connections", "Tell me about word2vec")
+    "explain describe tell give list show please briefly summarise summarize".split()
 )
 
 
@@ -114,27 +116,25 @@ def named_papers(search_text: str, retrieved_passages: list[Passage]) -> dict[st
     between = rest[found[0].end() : found[-1].start()]
     if not (_COMPARATIVE.search(search_text) or _CONJUNCTION.search(between)):
         return {}
-    papers: dict[str, list[Passage]] = {}
-    for p in retrieved_passages:
-        papers.setdefault(p.chunk.document_id, []).append(p)
-    uses = {name: {doc: _name_count(name, group) for doc, group in papers.items()} for name in names}
-    pairs = []  # (how surely, name, paper)
-    for doc, group in papers.items():
-        used = Counter(m.group(1) for p in group for m in _NAME_IN_SENTENCE.finditer(p.chunk.text))
-        most_used = max(used.values(), default=0)
-        for name in names:
-            count = uses[name][doc]
-            if _title_names(group[0].title, name):
-                pairs.append((2, name, doc))
-            elif count and (count == sum(uses[name].values()) or count >= most_used):
-                pairs.append((1, name, doc))
-    picked: dict[str, str] = {}
-    for _, name, doc in sorted(pairs, key=lambda x: -x[0]):
-        if name not in picked and doc not in picked.values():
-            picked[name] = doc
+    picked = _picked_papers(names, retrieved_passages)
     if len(picked) > 1:
         return {name: picked[name] for name in names if name in picked}
     return {name: picked.get(name, "") for name in names}  # fewer than two papers named: each name searched
+
+
+def asked_paper(search_text: str, retrieved_passages: list[Passage], named_papers: dict[str, str]) -> str:
+    """The one paper a question is about when it names exactly one by its title ("What hardware
+    was BERT trained on?", "what dropout did bert use?" -> "BERT: Pre-training …"; "DPR" -> "Dense
+    Passage Retrieval …"); "" when it names none, or two or more (``named_papers`` covers those).
+    Only titles count: a name only one paper uses ("CPU") does not make a question about it."""
+    if named_papers:
+        return ""
+    _, _, rest = search_text.partition(" ")
+    heads = {p.title.partition(":")[0].strip().lower(): p.title.partition(":")[0].strip() for p in retrieved_passages}
+    names = [m.group(1) for m in _NAME.finditer(rest)]
+    names += [heads[w.lower()] for w in re.findall(r"[\w-]+", rest) if w.lower() in heads]  # "bert": "BERT: …"
+    papers = set(_picked_papers(list(dict.fromkeys(names)), retrieved_passages, by_title=True).values())
+    return papers.pop() if len(papers) == 1 else ""
 
 
 def sub_questions(search_text: str, named_papers: dict[str, str]) -> list[str]:
@@ -183,14 +183,16 @@ def ranked_passages__on(
     query_embedding: list[float],
     retrieved_passages: list[Passage],
     sub_question_passages: list[list[Passage]],
+    asked_paper: str,
     reranker: Reranker | None,
 ) -> list[Passage]:
     """The second ranking stage: candidates re-ordered by local signals (best-sentence BM25,
     coverage of the question's distinctive terms, title/section context, agreement of the
-    keyword and vector legs, a sentence with a number for a question asking for an amount),
-    plus a cross-encoder's scores when one is configured. Each passage's ``score`` becomes its
-    second-stage score."""
-    return _second_stage(search_text, query_embedding, _merged(retrieved_passages, sub_question_passages), reranker)
+    keyword and vector legs, a sentence with a number for a question asking for an amount, the
+    paper the question names, a paper's first chunk for "who wrote …"), plus a cross-encoder's
+    scores when one is configured. Each passage's ``score`` becomes its second-stage score."""
+    candidates = _merged(retrieved_passages, sub_question_passages)
+    return _second_stage(search_text, query_embedding, candidates, reranker, asked_paper)
 
 
 @config.when(rerank="off")
@@ -404,6 +406,7 @@ def draft_answer__extractive(
     query_embedding: list[float],
     numbered_sources: list[Citation],
     sub_questions: list[str],
+    asked_paper: str,
     embedder: Embedder,
 ) -> str:
     """Offline answer: the sentence of the best-ranked source that best answers the question,
@@ -411,8 +414,10 @@ def draft_answer__extractive(
     the first — from the other paper when the question names two. The first bullet comes from
     the source the second stage ranked first: on the labelled questions, choosing the sentence
     over the top four sources picked a sentence from the evidence page less often than the
-    ranking did (bench/quality.py). At most two bullets, each cited; never a heading, caption,
-    table row or reference entry."""
+    ranking did (bench/quality.py). A second bullet never repeats the first, and comes from
+    ``asked_paper`` when the question names one paper. A question asking who wrote a paper is
+    answered with the paper's byline (its first line: title, authors, affiliations). At most two
+    bullets, each cited; never a heading, caption, table row or reference entry."""
     if not numbered_sources:
         return NOT_IN_SOURCES
     if _BYLINE_QUESTION.search(search_text) and numbered_sources[0].passage.chunk.index == 0:
@@ -460,6 +465,8 @@ def draft_answer__extractive(
     else:
         said = _content_words(candidates[best][0])  # a second bullet adds something (overlapping chunks repeat sentences)
         rest = [i for i in rest if _jaccard(_content_words(candidates[i][0]), said) < SECOND_BULLET_MAX_OVERLAP]
+        if asked_paper:  # a question about one paper is answered from it
+            rest = [i for i in rest if candidates[i][1].document_id == asked_paper]
         if rest and score[rest[0]] >= SECOND_BULLET_RATIO * score[best]:
             chosen.append(rest[0])
     return "\n".join(f"• {candidates[i][0]} [{candidates[i][1].n}]" for i in chosen)
@@ -521,6 +528,7 @@ RERANK_WEIGHTS = {
     "prose": 0.5,
     "quantity": 0.5,
     "byline": 2.0,
+    "asked_paper": 1.0,
 }
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
@@ -561,13 +569,14 @@ _COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|
 
 
 def _second_stage(
-    question: str, query_embedding: list[float], passages: list[Passage], reranker: Reranker | None
+    question: str, query_embedding: list[float], passages: list[Passage], reranker: Reranker | None, paper: str = ""
 ) -> list[Passage]:
     """The passages ordered by the weighted sum of their signals (plus a cross-encoder's scores
-    when one is configured); each passage's ``score`` becomes that sum."""
+    when one is configured); each passage's ``score`` becomes that sum. ``paper``: the paper the
+    question names, if one."""
     if not passages:
         return []
-    signals = _rerank_signals(question, query_embedding, passages)
+    signals = _rerank_signals(question, query_embedding, passages, paper)
     scores = [sum(RERANK_WEIGHTS[k] * v for k, v in s.items() if k in RERANK_WEIGHTS) for s in signals]
     if reranker is not None:
         cross = reranker.scores(question, [p.chunk.embedding_text for p in passages])
@@ -576,7 +585,9 @@ def _second_stage(
     return [replace(passages[i], score=round(scores[i], 4)) for i in order]
 
 
-def _rerank_signals(question: str, query_embedding: list[float], passages: list[Passage]) -> list[dict[str, float]]:
+def _rerank_signals(
+    question: str, query_embedding: list[float], passages: list[Passage], paper: str = ""
+) -> list[dict[str, float]]:
     """Each candidate's second-stage signals, each scaled to 0-1 over the candidates."""
     terms = _question_terms(question)
     chunk_terms = [_chunk_terms(p) for p in passages]
@@ -640,9 +651,35 @@ def _rerank_signals(question: str, query_embedding: list[float], passages: list[
             "prose": prose[i],
             "quantity": quantity[i],
             "byline": float(byline and p.chunk.index == 0),
+            "asked_paper": float(p.chunk.document_id == paper),
         }
         for i, p in enumerate(passages)
     ]
+
+
+def _picked_papers(names: list[str], passages: list[Passage], *, by_title: bool = False) -> dict[str, str]:
+    """Name -> the candidate paper it names: the paper's title names it ("BERT: …", "DPR" for
+    "Dense Passage Retrieval"), or (unless ``by_title``) the paper is the only one using it or it
+    is the paper's most used name. Each paper is picked once, titles first."""
+    papers: dict[str, list[Passage]] = {}
+    for p in passages:
+        papers.setdefault(p.chunk.document_id, []).append(p)
+    uses = {name: {doc: _name_count(name, group) for doc, group in papers.items()} for name in names}
+    pairs = []  # (how surely, name, paper)
+    for doc, group in papers.items():
+        used = Counter(m.group(1) for p in group for m in _NAME_IN_SENTENCE.finditer(p.chunk.text))
+        most_used = max(used.values(), default=0)
+        for name in names:
+            count = uses[name][doc]
+            if _title_names(group[0].title, name):
+                pairs.append((2, name, doc))
+            elif count and (count == sum(uses[name].values()) or count >= most_used) and not by_title:
+                pairs.append((1, name, doc))
+    picked: dict[str, str] = {}
+    for _, name, doc in sorted(pairs, key=lambda x: -x[0]):
+        if name not in picked and doc not in picked.values():
+            picked[name] = doc
+    return picked
 
 
 def _names(text: str) -> list[str]:

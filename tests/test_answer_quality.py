@@ -211,3 +211,20 @@ def test_a_short_question_whose_terms_are_found_is_answered(offline_bot, corpus,
     assert answer.grounded, answer.text
     name = question.removeprefix("What is ").rstrip("?")
     assert all(name in claim for claim, _ in claims(answer.text)), answer.text
+
+
+@pytest.mark.parametrize(
+    ("question", "title"),
+    [
+        # one paper named by its title ("BERT: …", lower-case too): every bullet is quoted from it,
+        # not the Transformer paper's GPUs or dropout
+        ("What hardware was BERT trained on?", "BERT:"),
+        ("Whats the dropout rate used in bert?", "BERT:"),
+        ("Which dropout rate does the Adam paper use in its experiments?", "Adam:"),
+    ],
+)
+def test_a_question_about_one_paper_is_answered_from_that_paper(offline_bot, corpus, question, title):
+    answer = offline_bot.ask(question, CLI_SCOPE)
+    by_number = {c.n: c.title for c in answer.citations}
+    cited = [by_number[n] for _, numbers in claims(answer.text) for n in numbers]
+    assert cited and all(t.startswith(title) for t in cited), answer.text
