@@ -23,6 +23,12 @@ def claims(text: str) -> list[tuple[str, list[int]]]:
     return out
 
 
+def cited_titles(answer) -> list[str]:
+    """The title of the source each bullet cites, bullet by bullet."""
+    by_number = {c.n: c.title for c in answer.citations}
+    return [by_number[n] for _, numbers in claims(answer.text) for n in numbers]
+
+
 def bullets(text: str) -> list[str]:
     return [line[2:] for line in text.splitlines() if line.startswith("• ")]
 
@@ -101,8 +107,7 @@ def test_a_question_about_two_papers_cites_both(offline_bot, corpus):
 )
 def test_a_question_naming_two_papers_quotes_one_bullet_from_each(offline_bot, corpus, question, papers):
     answer = offline_bot.ask(question, CLI_SCOPE)
-    by_number = {c.n: c.title for c in answer.citations}
-    cited = [by_number[n] for _, numbers in claims(answer.text) for n in numbers]
+    cited = cited_titles(answer)
     assert len(cited) == 2, answer.text
     assert [any(t.startswith(p) for t in cited) for p in papers] == [True, True], answer.text
 
@@ -225,6 +230,5 @@ def test_a_short_question_whose_terms_are_found_is_answered(offline_bot, corpus,
 )
 def test_a_question_about_one_paper_is_answered_from_that_paper(offline_bot, corpus, question, title):
     answer = offline_bot.ask(question, CLI_SCOPE)
-    by_number = {c.n: c.title for c in answer.citations}
-    cited = [by_number[n] for _, numbers in claims(answer.text) for n in numbers]
+    cited = cited_titles(answer)
     assert cited and all(t.startswith(title) for t in cited), answer.text
