@@ -235,7 +235,7 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
             meant = [w for w in candidate_names if max(len(w), len(name)) >= TYPO_MIN_LETTERS and _one_edit(name.lower(), w)]
             if not meant:
                 return 0.0
-            search_text = re.sub(rf"\b{re.escape(name)}\b", meant[0], search_text)
+            search_text = re.sub(rf"\b{re.escape(name)}\b", min(meant), search_text)
     terms = _question_terms(search_text)
     weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
     total = sum(weights.values())
@@ -557,7 +557,7 @@ _QUANTITY_QUESTION = re.compile(
 )
 # A question asking who wrote a paper: its answer is the byline, the first line of the paper's first chunk.
 _BYLINE_QUESTION = re.compile(
-    r"^\W*(?:who\s+(?:wrote|authored|proposed|introduced|developed|created|invented|are\s+the\s+authors"
+    r"(?:^|(?<=[.?!])\s)\W*(?:who\s+(?:wrote|authored|proposed|introduced|developed|created|invented|are\s+the\s+authors"
     r"|is\s+the\s+author|were\s+the\s+authors)\b|(?:list|name)\s+the\s+authors|(?:what|which)\s+(?:are\s+)?"
     r"(?:the\s+)?(?:names\s+of\s+the\s+)?authors)",
     re.IGNORECASE,
@@ -735,6 +735,7 @@ def _answer_claims(text: str) -> list[tuple[str, list[int]]]:
 EXTRACTIVE_SOURCES = 4
 # A sentence with a number scores this much more as the answer to a question asking for an amount.
 QUANTITY_BONUS = 0.25
+# A first line longer than this ran into the abstract: it is not a byline to quote.
 MAX_BYLINE_CHARS = 800
 # A second bullet must score at least this share of the first's.
 SECOND_BULLET_RATIO = 0.7

@@ -181,6 +181,16 @@ def test_a_misspelt_name_is_answered_not_declined(offline_bot, corpus, question,
 )
 def test_who_wrote_a_paper_is_answered_with_its_byline(offline_bot, corpus, question, title, author):
     answer = offline_bot.ask(question, CLI_SCOPE)
+    assert_byline(answer, title, author)
+
+
+def test_who_wrote_it_in_a_thread_is_answered_with_the_byline_of_the_paper_asked_about(offline_bot, corpus):
+    history = [("user", "What is BERT?"), ("assistant", "• We introduce BERT … [1]")]
+    answer = offline_bot.ask("Who wrote it?", CLI_SCOPE, history=history)
+    assert_byline(answer, "BERT:", "Devlin")
+
+
+def assert_byline(answer, title: str, author: str) -> None:
     (only,) = claims(answer.text)
     assert author in only[0], answer.text
     (cited,) = [c for c in answer.citations if c.n in only[1]]
