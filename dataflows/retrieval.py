@@ -222,7 +222,8 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
     Below ``decline_below`` the bot declines. A name in the question (a word with a capital
     letter after the first word: "Japanese", "GPT-4", "Mamba") that no candidate contains scores
     0: the documents are about something else. A name one typing slip away from a name the
-    candidates use ("Tranformer", "Resnet") counts as found."""
+    candidates use ("Tranformer", "Resnet") counts as found; a name with a number counts only
+    with that number ("CIFAR-100" is not found in "CIFAR-10")."""
     if not retrieved_passages:
         return 0.0
     candidate_terms = [_chunk_terms(p) | _terms(p.chunk.context) | _terms(p.title) for p in retrieved_passages]
@@ -236,6 +237,9 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
             if not meant:
                 return 0.0
             search_text = re.sub(rf"\b{re.escape(name)}\b", min(meant), search_text)
+    for m in _NUMBERED_NAME.finditer(search_text):  # "CIFAR-100" is not "CIFAR-10", "GPT-4" not "GPT-2"
+        if not any(f"{m.group(1)}{m.group(2)}".lower() in found for found in candidate_terms):
+            return 0.0
     terms = _question_terms(search_text)
     weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
     total = sum(weights.values())
@@ -745,6 +749,8 @@ SECOND_PAPER_NEW_TERMS = 0.2
 # A name one typing slip (a letter left out, added, changed or two swapped) from a name in the
 # candidates is taken to be that name when one of the two has this many letters or more.
 TYPO_MIN_LETTERS = 5
+# A name with a number ("CIFAR-100", "GPT-4", "ResNet-152"): another number is another thing.
+_NUMBERED_NAME = re.compile(r"(?<![\w-])([A-Za-z]*[A-Z][A-Za-z]*)-(\d+)(?![\w.-])")
 _CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]*[a-z0-9][A-Za-z0-9]*\b|\b[A-Z]{2,}[0-9]*\b")
 _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _GLUED = re.compile(r"[a-z]{8,}")

@@ -81,6 +81,9 @@ def test_answer_bullets_carry_no_captions_page_numbers_or_headings(offline_bot, 
         "Which team won the 2018 football World Cup?",
         # on topic, but a name no document holds: not the English-to-German score instead
         "What BLEU did the Transformer get on English to Korean translation?",
+        # a name with another number is another thing: CIFAR-100 is not CIFAR-10
+        "What accuracy does ResNet-152 reach on CIFAR-100?",
+        "What does GPT-4 score on SQuAD?",
     ],
 )
 def test_a_question_the_papers_do_not_answer_is_declined(offline_bot, corpus, question):
