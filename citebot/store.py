@@ -597,13 +597,23 @@ class Store:
 
     # ---- retrieval ----------------------------------------------------------------------
     def search(
-        self, text: str, vector: list[float], scope: Scope, limit: int, alpha: float, document_id: str | None = None
+        self,
+        text: str,
+        vector: list[float],
+        scope: Scope,
+        limit: int,
+        alpha: float,
+        document_id: str | None = None,
+        first_chunks: bool = False,
     ) -> list[Passage]:
         """Hybrid search (BM25 + vector, relative-score fusion) over the chunks visible in ``scope``
-        (only one document's with ``document_id``)."""
+        (only one document's with ``document_id``; only each document's first chunk, its title,
+        byline and abstract, with ``first_chunks``)."""
         filters = Filter.by_property("scopes").contains_any([scope.key])
         if document_id is not None:
             filters = filters & Filter.by_property("document_id").equal(document_id)
+        if first_chunks:
+            filters = filters & Filter.by_property("chunk_index").equal(0)
         result = self.chunks.query.hybrid(
             query=text,
             vector=vector,

@@ -171,10 +171,24 @@ def sub_question_passages(
     ]
 
 
+def opening_passages(
+    search_text: str, query_embedding: list[float], scope: Scope, store: Store, alpha: float
+) -> list[Passage]:
+    """For "who wrote …?" or "summarise …", the papers' first chunks (title, byline, abstract) that
+    best match the question: the whole-question search may miss them ("tl;dr of the BEIR paper");
+    none for other questions."""
+    if not _asks_for_opening(search_text):
+        return []
+    return store.search(search_text, query_embedding, scope, limit=OPENING_CANDIDATES, alpha=alpha, first_chunks=True)
+
+
 @config.when(rerank="off")
-def ranked_passages__off(retrieved_passages: list[Passage], sub_question_passages: list[list[Passage]]) -> list[Passage]:
-    """Second stage switched off: the hybrid search's order (sub-questions' chunks after it)."""
-    return _merged(retrieved_passages, sub_question_passages)
+def ranked_passages__off(
+    retrieved_passages: list[Passage], sub_question_passages: list[list[Passage]], opening_passages: list[Passage]
+) -> list[Passage]:
+    """Second stage switched off: the hybrid search's order (sub-questions' chunks and the papers'
+    first chunks after it)."""
+    return _merged(retrieved_passages, [*sub_question_passages, opening_passages])
 
 
 @config.when(rerank="on")
@@ -183,6 +197,7 @@ def ranked_passages__on(
     query_embedding: list[float],
     retrieved_passages: list[Passage],
     sub_question_passages: list[list[Passage]],
+    opening_passages: list[Passage],
     asked_paper: str,
     reranker: Reranker | None,
 ) -> list[Passage]:
@@ -191,7 +206,7 @@ def ranked_passages__on(
     keyword and vector legs, a sentence with a number for a question asking for an amount, the
     paper the question names, a paper's first chunk for "who wrote …"), plus a cross-encoder's
     scores when one is configured. Each passage's ``score`` becomes its second-stage score."""
-    candidates = _merged(retrieved_passages, sub_question_passages)
+    candidates = _merged(retrieved_passages, [*sub_question_passages, opening_passages])
     return _second_stage(search_text, query_embedding, candidates, reranker, asked_paper)
 
 
@@ -274,11 +289,11 @@ def relevant_passages(
         return []
     kept: list[Passage] = []
     kept_words: list[set[str]] = []
-    byline = bool(_BYLINE_QUESTION.search(search_text))  # a paper's first chunk answers it, however unlike the question
+    opening = _asks_for_opening(search_text)  # a paper's first chunk answers it, however unlike the question
     for hit in ranked_passages:
         # The best-ranked passage stays: the question passed the relevance floor, and a short
         # question ("What is DPR?") is unlike every chunk by cosine.
-        if kept and _cosine(hit.vector, query_embedding) < min_relevance and not (byline and hit.chunk.index == 0):
+        if kept and _cosine(hit.vector, query_embedding) < min_relevance and not (opening and hit.chunk.index == 0):
             continue
         words = set(_WORD.findall(hit.chunk.text.lower()))
         if any(_jaccard(words, other) >= NEAR_DUPLICATE_JACCARD for other in kept_words):
@@ -424,10 +439,14 @@ def draft_answer__extractive(
     bullets, each cited; never a heading, caption, table row or reference entry."""
     if not numbered_sources:
         return NOT_IN_SOURCES
-    if _BYLINE_QUESTION.search(search_text) and numbered_sources[0].passage.chunk.index == 0:
-        byline = sentences(numbered_sources[0].passage.chunk.text)[:1]  # title and authors, as the paper prints them
-        if byline and len(byline[0]) <= MAX_BYLINE_CHARS:
-            return f"• {byline[0]} [1]"
+    opening = sentences(numbered_sources[0].passage.chunk.text) if numbered_sources[0].passage.chunk.index == 0 else []
+    if opening and _BYLINE_QUESTION.search(search_text) and len(opening[0]) <= MAX_BYLINE_CHARS:
+        return f"• {opening[0]} [1]"  # title and authors, as the paper prints them
+    if opening and _OVERVIEW_REQUEST.search(search_text):
+        abstract = [s for s in opening[1:] if is_prose(s)]  # after the byline
+        own = next((i for i, s in enumerate(abstract) if _THE_PAPER_SPEAKS.search(s)), 0)
+        if abstract:
+            return "\n".join(f"• {s} [1]" for s in abstract[own : own + 2])
     terms = _question_terms(search_text)
     candidates = [
         (sentence, source)
@@ -531,19 +550,20 @@ RERANK_WEIGHTS = {
     "reference_list": -0.5,
     "prose": 0.5,
     "quantity": 0.5,
-    "byline": 2.0,
+    "opening": 2.0,
     "asked_paper": 1.0,
 }
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
 RELEVANCE_COVERAGE_WEIGHT = 0.5
 _OVERVIEW_REQUEST = re.compile(
-    r"^\W*(?:summari[sz]e|summary|give an overview|overview|tl;?dr|what (?:is|are) (?:this|these|the) "
-    r"(?:paper|document|article|report)s? about)\b",
+    r"^\W*(?:summari[sz]e|summary|give an overview|overview|tl;?dr|what (?:is|are) (?:this|these|the)"
+    r"(?: [\w:-]+){0,6}? (?:paper|document|article|report)s?(?: [\w:-]+){0,6}? about)\b",
     re.IGNORECASE,
 )
 MAX_SUB_QUESTIONS = 3
 SUB_QUESTION_CANDIDATES = 24
+OPENING_CANDIDATES = 8
 # A name: a word with a capital after its first letter or a digit (BERT, ResNet, word2vec,
 # CIFAR-10), or a capitalised word of three letters or more (Transformer, Adam).
 _NAME = re.compile(
@@ -560,6 +580,7 @@ _QUANTITY_QUESTION = re.compile(
     re.IGNORECASE,
 )
 # A question asking who wrote a paper: its answer is the byline, the first line of the paper's first chunk.
+# (A request for an overview is answered from the same chunk: its abstract.)
 _BYLINE_QUESTION = re.compile(
     r"(?:^|(?<=[.?!])\s)\W*(?:who\s+(?:wrote|authored|proposed|introduced|developed|created|invented|are\s+the\s+authors"
     r"|is\s+the\s+author|were\s+the\s+authors)\b|(?:list|name)\s+the\s+authors|(?:what|which)\s+(?:are\s+)?"
@@ -639,7 +660,7 @@ def _rerank_signals(
     cosine_rank = _rank_fraction(cosines)
     prose = [_prose_share(p.chunk.text) for p in passages]
     hybrid = _min_max([p.score for p in passages])
-    byline = bool(_BYLINE_QUESTION.search(question))
+    opening = _asks_for_opening(question)
     cosine = _min_max(cosines)
     bm25_scaled = _min_max(best_bm25)
     return [
@@ -654,7 +675,7 @@ def _rerank_signals(
             "reference_list": float(is_reference_section(p.chunk.context)),
             "prose": prose[i],
             "quantity": quantity[i],
-            "byline": float(byline and p.chunk.index == 0),
+            "opening": float(opening and p.chunk.index == 0),
             "asked_paper": float(p.chunk.document_id == paper),
         }
         for i, p in enumerate(passages)
@@ -739,6 +760,9 @@ def _answer_claims(text: str) -> list[tuple[str, list[int]]]:
 EXTRACTIVE_SOURCES = 4
 # A sentence with a number scores this much more as the answer to a question asking for an amount.
 QUANTITY_BONUS = 0.25
+# The abstract's sentence where the paper speaks of itself ("We introduce …", "In this paper …"):
+# an overview starts there.
+_THE_PAPER_SPEAKS = re.compile(r"\b(?:we|our|this (?:paper|work|article))\b", re.IGNORECASE)
 # A first line longer than this ran into the abstract: it is not a byline to quote.
 MAX_BYLINE_CHARS = 800
 # A second bullet must score at least this share of the first's.
@@ -756,6 +780,11 @@ _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _GLUED = re.compile(r"[a-z]{8,}")
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
 _COMPOUND = re.compile(r"\b([a-z]+)[-\s]?(\d+)\b|\b(\d+)-([a-z]+)\b")
+
+
+def _asks_for_opening(question: str) -> bool:
+    """Who wrote a paper, or what it is about: a paper's first chunk (byline and abstract) answers it."""
+    return bool(_BYLINE_QUESTION.search(question) or _OVERVIEW_REQUEST.search(question))
 
 
 def _content_words(sentence: str) -> set[str]:

@@ -180,6 +180,8 @@ def test_a_misspelt_name_is_answered_not_declined(offline_bot, corpus, question,
         ("Who are the authors of Deep Residual Learning for Image Recognition?", "Deep Residual", "Kaiming He"),
         ("Who proposed the Transformer?", "Attention Is All You Need", "Vaswani"),
         ("who are the authors of the word2vec paper", "Efficient Estimation", "Mikolov"),
+        # the DPR paper's first chunk is not among the whole question's candidates: searched for
+        ("Who is the author of the DPR paper?", "Dense Passage Retrieval", "Karpukhin"),
     ],
 )
 def test_who_wrote_a_paper_is_answered_with_its_byline(offline_bot, corpus, question, title, author):
@@ -191,6 +193,22 @@ def test_who_wrote_it_in_a_thread_is_answered_with_the_byline_of_the_paper_asked
     history = [("user", "What is BERT?"), ("assistant", "• We introduce BERT … [1]")]
     answer = offline_bot.ask("Who wrote it?", CLI_SCOPE, history=history)
     assert_byline(answer, "BERT:", "Devlin")
+
+
+@pytest.mark.parametrize(
+    ("question", "title", "opening"),
+    [
+        ("Summarize the BERT paper", "BERT:", "We introduce a new language representation model called BERT"),
+        ("tl;dr of the BEIR paper", "BEIR:", "we introduce Benchmarking-IR (BEIR)"),
+        ("What is the paper on dense passage retrieval about?", "Dense Passage Retrieval", "dense representations alone"),
+    ],
+)
+def test_a_request_for_an_overview_is_answered_from_the_abstract(offline_bot, corpus, question, title, opening):
+    answer = offline_bot.ask(question, CLI_SCOPE)
+    first, numbers = claims(answer.text)[0]
+    assert opening in first, answer.text
+    (cited,) = [c for c in answer.citations if c.n in numbers]
+    assert cited.title.startswith(title) and cited.passage.chunk.index == 0, answer.text
 
 
 def assert_byline(answer, title: str, author: str) -> None:
