@@ -130,7 +130,7 @@ def asked_paper(search_text: str, retrieved_passages: list[Passage], named_paper
     if named_papers:
         return ""
     _, _, rest = search_text.partition(" ")
-    heads = {p.title.partition(":")[0].strip().lower(): p.title.partition(":")[0].strip() for p in retrieved_passages}
+    heads = {_title_head(p.title).lower(): _title_head(p.title) for p in retrieved_passages}
     names = [m.group(1) for m in _NAME.finditer(rest)]
     names += [heads[w.lower()] for w in re.findall(r"[\w-]+", rest) if w.lower() in heads]  # "bert": "BERT: …"
     papers = set(_picked_papers(list(dict.fromkeys(names)), retrieved_passages, by_title=True).values())
@@ -439,7 +439,8 @@ def draft_answer__extractive(
     bullets, each cited; never a heading, caption, table row or reference entry."""
     if not numbered_sources:
         return NOT_IN_SOURCES
-    opening = sentences(numbered_sources[0].passage.chunk.text) if numbered_sources[0].passage.chunk.index == 0 else []
+    top = numbered_sources[0].passage.chunk
+    opening = sentences(top.text) if top.index == 0 and _asks_for_opening(search_text) else []
     if opening and _BYLINE_QUESTION.search(search_text) and len(opening[0]) <= MAX_BYLINE_CHARS:
         return f"• {opening[0]} [1]"  # title and authors, as the paper prints them
     if opening and _OVERVIEW_REQUEST.search(search_text):
@@ -722,11 +723,15 @@ def _name_count(name: str, passages: list[Passage]) -> int:
 def _title_names(title: str, name: str) -> bool:
     """The title names the paper ("BERT: Pre-training …", "Adam: A Method …") or spells it with
     its initials ("DPR": Dense Passage Retrieval; "RAG": Retrieval-Augmented Generation)."""
-    head, colon, _ = title.partition(":")
-    if colon and head.strip() == name:
+    if ":" in title and _title_head(title) == name:
         return True
     initials = "".join(w[0] for w in re.findall(r"[A-Za-z]+", title) if w[0].isupper())
     return len(name) >= 3 and name.isupper() and initials.startswith(name)
+
+
+def _title_head(title: str) -> str:
+    """What a title before its colon names ("BERT" in "BERT: Pre-training …"); the whole title without one."""
+    return title.partition(":")[0].strip()
 
 
 def _question_terms(text: str) -> list[str]:
