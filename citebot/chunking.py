@@ -5,7 +5,8 @@ arXiv stamps and running headers (a line repeated at the top or bottom of many p
 dropped; section headings, figure/table captions and table rows become units of their own, so
 none of them is ever glued to the sentence that follows. A chunk's text is its units joined by
 newlines, so ``sentences(chunk.text)`` gives back the same units (excerpts and extractive
-answers use them). Each chunk also knows the section heading it sits under (``Chunk.section``).
+answers use them), cut once more where a figure or table cut a sentence in two. Each chunk also
+knows the section heading it sits under (``Chunk.section``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from citebot.pdf_text import PageText
 Kind = Literal["text", "heading", "caption", "table"]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+# A full stop before a lower-case word: where PDF text glues a caption or a table's last line to
+# the body text it interrupts ("… block for ResNet-50/101/152. parameter-free, identity shortcuts …").
+_GLUED_END = re.compile(r"(?<=[.!?])\s+(?=[a-z])")
 # A sentence piece ending like this is not a sentence end ("et al. 2017", "Fig. 3", "e.g. X").
 _ABBREVIATION = re.compile(r"(?:\b(?:al|Fig|Figs|Eq|Eqs|Sec|Secs|vs|cf|No|approx|resp|Tab|i\.e|e\.g|etc)\.|\b[A-Z]\.)$")
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
@@ -36,6 +40,11 @@ _NAMED_HEADINGS = frozenset(
 _CAPTION = re.compile(r"^(?:Table|Figure|Fig\.)\s*[A-Z]?\d+[:.]\s")
 _NUMERIC_TOKEN = re.compile(r"^[\d.,%±×·−+\-/()\[\]∗*]+$")
 _REFERENCE_HEADINGS = frozenset({"references", "bibliography"})
+# A sentence of prose has lower-case words between its names and numbers; a figure's labels
+# ("Tok M Question Paragraph BERT E[CLS] E1 E2"), a table's header row or a reference entry
+# ("[10] G.E. Hinton, J.L. McClelland.") has almost none.
+_LOWER_WORD = re.compile(r"[a-z]+[,;:.]?")
+PROSE_MIN_LOWER_SHARE = 0.15
 
 
 @dataclass(frozen=True)
@@ -78,8 +87,8 @@ def _shape(line: str) -> str:
     return re.sub(r"\d+", "#", line.strip())
 
 
-def _split(text: str) -> list[str]:
-    pieces = [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
+def _split(text: str, end: re.Pattern[str] = _SENTENCE_END) -> list[str]:
+    pieces = [p.strip() for p in end.split(text) if p.strip()]
     merged: list[str] = []
     for piece in pieces:
         if merged and _ABBREVIATION.search(merged[-1]):
@@ -127,18 +136,22 @@ def units(text: str, page: int = 0, headers: frozenset[str] | set[str] = frozens
 
 def sentences(text: str) -> list[str]:
     """The sentences of a text (page or chunk), without page numbers, headings, captions or
-    table rows glued to them. Headings, captions and table rows are returned as their own items."""
-    return [u.text for u in units(text)]
+    table rows glued to them. Headings, captions and table rows are returned as their own items;
+    the tail of a sentence a figure or a table cut (it starts in lower case) is an item too."""
+    return [piece for u in units(text) for piece in _split(u.text, _GLUED_END)]
 
 
 def is_prose(sentence: str) -> bool:
     """A sentence fit to quote as an answer: not a heading, caption, table row or fragment."""
     (unit,) = units(sentence)[:1] or (Unit("", "table"),)
-    if unit.kind != "text" or _CAPTION.match(sentence):
-        return False
+    if unit.kind != "text" or _CAPTION.match(sentence) or sentence[:1].islower():
+        return False  # a sentence starting in lower case is the tail of one a figure or table cut
     words = sentence.split()
     letters = sum(ch.isalpha() for ch in sentence)
-    return len(words) >= 5 and letters >= 0.55 * len(sentence.replace(" ", ""))
+    lower = sum(bool(_LOWER_WORD.fullmatch(w)) for w in words)
+    return (
+        len(words) >= 5 and letters >= 0.55 * len(sentence.replace(" ", "")) and lower >= PROSE_MIN_LOWER_SHARE * len(words)
+    )
 
 
 def chunk_pages(document_id: str, pages: list[PageText], size: int, overlap: int, title: str = "") -> list[Chunk]:

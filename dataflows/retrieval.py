@@ -54,7 +54,9 @@ _STOPWORDS = frozenset(
     "did does do that this these those it its as at from than then there their they we our you your i me my "
     "can could should would will use used using about into many much "
     # instructions, not what is asked about ("Explain residual connections", "Tell me about word2vec")
-    "explain describe tell give list show please briefly summarise summarize".split()
+    "explain describe tell give list show please briefly summarise summarize "
+    # the document asked about, not what is asked ("the BEIR paper")
+    "paper article".split()
 )
 
 
@@ -231,7 +233,9 @@ def ranked_sub_question_passages__on(
     ]
 
 
-def relevance(search_text: str, query_embedding: list[float], retrieved_passages: list[Passage]) -> float:
+def relevance(
+    search_text: str, query_embedding: list[float], retrieved_passages: list[Passage], named_papers: dict[str, str]
+) -> float:
     """How well the best candidate answers the question (about 0-1): the mean of the best
     coverage of the question's distinctive terms and the best passage's cosine similarity.
     Below ``decline_below`` the bot declines. A name in the question (a word with a capital
@@ -258,11 +262,12 @@ def relevance(search_text: str, query_embedding: list[float], retrieved_passages
     terms = _question_terms(search_text)
     weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
     total = sum(weights.values())
-    coverage = (
-        max(sum(w for t, w in weights.items() if _in(t, _chunk_terms(p))) for p in retrieved_passages) / total
-        if total
-        else 0
-    )
+    chunk_terms = [_chunk_terms(p) for p in retrieved_passages]
+    papers = list(dict.fromkeys(d for d in named_papers.values() if d))[:2]
+    if len(papers) == 2:  # a question on two papers is covered by two passages together, one of each
+        first, second = ([ts for p, ts in zip(retrieved_passages, chunk_terms) if p.chunk.document_id == d] for d in papers)
+        chunk_terms = [a | b for a in first for b in second] or chunk_terms
+    coverage = max(sum(w for t, w in weights.items() if _in(t, ts)) for ts in chunk_terms) / total if total else 0
     cosine = max(_cosine(p.vector, query_embedding) for p in retrieved_passages)
     return round(RELEVANCE_COVERAGE_WEIGHT * coverage + (1 - RELEVANCE_COVERAGE_WEIGHT) * cosine, 4)
 
@@ -284,12 +289,14 @@ def relevant_passages(
     ``top_k`` kept; when the question needs a second paper (terms the first paper's sources lack
     are found in another), that paper's best passage is kept too. Bracketed numbers in the
     document text are neutralised, so only citebot's own markers can become citations. A request
-    for a summary or an overview ("Summarise …") is never declined: it names no fact to look for."""
-    if relevance < decline_below and not _OVERVIEW_REQUEST.search(search_text):
+    for a summary or an overview ("Summarise …") or for a paper's authors is declined only when it
+    names something no candidate holds ("Summarise the Llama 2 paper": ``relevance`` 0): it names
+    no fact to look for, and a paper's first chunk answers it."""
+    opening = _asks_for_opening(search_text)  # a paper's first chunk answers it, however unlike the question
+    if relevance < decline_below and not (opening and relevance > 0):
         return []
     kept: list[Passage] = []
     kept_words: list[set[str]] = []
-    opening = _asks_for_opening(search_text)  # a paper's first chunk answers it, however unlike the question
     for hit in ranked_passages:
         # The best-ranked passage stays: the question passed the relevance floor, and a short
         # question ("What is DPR?") is unlike every chunk by cosine.
@@ -476,10 +483,15 @@ def draft_answer__extractive(
     vectors = embedder.embed_documents([candidates[i][0] for i in shortlist])
     amount = bool(_QUANTITY_QUESTION.search(search_text))  # a question asking for an amount wants a number
     score = {
-        i: lexical[i] + _cosine(v, query_embedding) + QUANTITY_BONUS * (amount and _has_amount(candidates[i][0]))
+        i: lexical[i]
+        + _cosine(v, query_embedding)
+        + QUANTITY_BONUS * (amount and _has_amount(candidates[i][0], search_text))
         for i, v in zip(shortlist, vectors)
     }
-    best = max((i for i in shortlist if candidates[i][1].n == first_source), key=lambda i: score[i])
+    firsts = [i for i in shortlist if candidates[i][1].n == first_source]
+    if _asked_amount(search_text):  # "how long …?": a sentence with a duration, when the source has one
+        firsts = [i for i in firsts if _has_amount(candidates[i][0], search_text)] or firsts
+    best = max(firsts, key=lambda i: score[i])
     chosen = [best]
     first_paper = candidates[best][1].document_id
     rest = sorted((i for i in shortlist if candidates[i][1].n != first_source), key=lambda i: -score[i])
@@ -589,6 +601,18 @@ _BYLINE_QUESTION = re.compile(
     re.IGNORECASE,
 )
 _DIGIT = re.compile(r"\d")
+_HOW_WHAT = re.compile(r"\bhow (?:long|often|big|large|small|fast|far|high|low|deep|wide)\b", re.IGNORECASE)
+# (what a question asks for, the amount a sentence answering it holds)
+_AMOUNT_KINDS = (
+    (
+        re.compile(r"\b(?:what|which) (?:share|percentage|fraction|proportion)\b|\bhow often\b|\bwhat %", re.I),
+        re.compile(r"\d\s*%|\bper\s?cent\b|\b\d+\s+(?:in|out of)\s+\d+\b|\b(?:half|third|quarter)\b", re.I),
+    ),
+    (
+        re.compile(r"\bhow long\b|\bhow much time\b", re.I),
+        re.compile(r"\d\s*(?:ms|s|sec|seconds?|minutes?|min|hours?|h|days?|weeks?|months?|years?|steps?|epochs?)\b", re.I),
+    ),
+)
 _NUMBERED_THING = re.compile(r"\b(?:Figure|Fig\.|Table|Section|Sec\.|Eq\.|Eqn\.|Equation|Appendix|Algorithm)\s*\(?[A-Z]?\d+")
 _CONJUNCTION = re.compile(r"\b(and|or|versus|vs\.?|with)\b", re.I)
 _COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|difference|differences|between)\b", re.I)
@@ -646,7 +670,7 @@ def _rerank_signals(
             (
                 sum(w for t, w in weights.items() if _in(t, _terms(s))) / total
                 for s in sentences(p.chunk.text)
-                if _has_amount(s) and is_prose(s)
+                if _has_amount(s, question) and is_prose(s)
             ),
             default=0.0,
         )
@@ -735,7 +759,10 @@ def _title_head(title: str) -> str:
 
 
 def _question_terms(text: str) -> list[str]:
-    """The question's content terms, crudely stemmed, plus compounds such as "gpt4" or "top5"."""
+    """The question's content terms, crudely stemmed, plus compounds such as "gpt4" or "top5".
+    The word after "how" asks for an amount and is not a term: "how long" asks for a duration,
+    not about "long" sequences."""
+    text = _HOW_WHAT.sub(" ", text)
     return list(dict.fromkeys(_term_list(text) + _compounds(text)))
 
 
@@ -820,9 +847,17 @@ def _one_edit(a: str, b: str) -> bool:
     return short[i:] == long[i + 1 :]
 
 
-def _has_amount(sentence: str) -> bool:
-    """A sentence with a number in it other than a figure's, table's or section's number."""
-    return bool(_DIGIT.search(_NUMBERED_THING.sub(" ", sentence)))
+def _has_amount(sentence: str, question: str = "") -> bool:
+    """A sentence with a number in it other than a figure's, table's or section's number; of the
+    kind the question asks for, when it asks for a share ("what share of tokens": 15%) or a
+    duration ("how long": 3.5 days)."""
+    text = _NUMBERED_THING.sub(" ", sentence)
+    return bool((_asked_amount(question) or _DIGIT).search(text))
+
+
+def _asked_amount(question: str) -> re.Pattern[str] | None:
+    """The kind of amount a question asks for (a share, a duration), as a pattern; None for any other."""
+    return next((amount for asks, amount in _AMOUNT_KINDS if asks.search(question)), None)
 
 
 def _prose_share(text: str) -> float:

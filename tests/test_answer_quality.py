@@ -47,6 +47,8 @@ def test_the_optimizer_question_quotes_and_cites_the_sentence_with_the_betas(off
         ("How many layers does the Transformer's decoder stack have?", "N = 6"),
         ("How many images are in the CIFAR-10 training set?", "50k training images"),
         ("How many parameters does BERT large have?", "340M"),
+        # "how long" asks for a duration: not the sentence sharing most words ("big", "trained")
+        ("How long did training the big Transformer take?", "3.5 days"),
     ],
 )
 def test_a_question_asking_for_an_amount_is_answered_first_with_the_number(offline_bot, corpus, question, number):
@@ -75,6 +77,22 @@ def test_answer_bullets_carry_no_captions_page_numbers_or_headings(offline_bot, 
 
 
 @pytest.mark.parametrize(
+    ("question", "junk"),
+    [
+        # the labels of BERT's Figure 1 read as one line of text
+        ("How does BERT deal with unanswerable SQuAD 2.0 questions?", "E[CLS]"),
+        # Table 6 cuts the sentence "… (i.e., option A), so our residual models have …" in two
+        ("Which datasets were ResNet and the Transformer trained on?", "so our residual models"),
+    ],
+)
+def test_answer_bullets_are_sentences_not_figure_labels_or_the_tail_of_a_cut_sentence(offline_bot, corpus, question, junk):
+    answer = offline_bot.ask(question, CLI_SCOPE)
+    assert answer.grounded, answer.text
+    for bullet in bullets(answer.text):
+        assert junk not in bullet and not bullet[0].islower(), answer.text
+
+
+@pytest.mark.parametrize(
     "question",
     [
         "What recipe do the authors give for sourdough bread?",
@@ -84,6 +102,9 @@ def test_answer_bullets_carry_no_captions_page_numbers_or_headings(offline_bot, 
         # a name with another number is another thing: CIFAR-100 is not CIFAR-10
         "What accuracy does ResNet-152 reach on CIFAR-100?",
         "What does GPT-4 score on SQuAD?",
+        # a summary or the authors of a paper that is not here: not another paper's abstract or byline
+        "Summarise the Mamba paper",
+        "Who wrote the GPT-4 paper?",
     ],
 )
 def test_a_question_the_papers_do_not_answer_is_declined(offline_bot, corpus, question):
@@ -96,6 +117,17 @@ def test_a_question_about_two_papers_cites_both(offline_bot, corpus):
     answer = offline_bot.ask("How many layers do BERT large and the original Transformer encoder have?", CLI_SCOPE)
     titles = {c.title for c in answer.citations}
     assert "Attention Is All You Need" in titles and any(t.startswith("BERT") for t in titles), answer.text
+
+
+def test_a_question_on_two_papers_is_answered_though_no_one_passage_covers_both(offline_bot, corpus):
+    # Adam's defaults and the Transformer's betas are pages apart in two papers: together they
+    # cover the question, and the question is answered, not declined.
+    answer = offline_bot.ask(
+        "What default beta values does the Adam paper recommend, and which did the Transformer use instead?", CLI_SCOPE
+    )
+    assert answer.grounded, answer.text
+    cited = cited_titles(answer)
+    assert any(t.startswith("Adam:") for t in cited) and "Attention Is All You Need" in cited, answer.text
 
 
 @pytest.mark.parametrize(
