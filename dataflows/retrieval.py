@@ -260,14 +260,15 @@ def relevance(
         if not any(f"{m.group(1)}{m.group(2)}".lower() in found for found in candidate_terms):
             return 0.0
     terms = _question_terms(search_text)
-    weights = _term_weights(terms, [_chunk_terms(p) for p in retrieved_passages])
-    total = sum(weights.values())
     chunk_terms = [_chunk_terms(p) for p in retrieved_passages]
+    weights = _term_weights(terms, chunk_terms)
+    total = sum(weights.values())
+    found = [frozenset(t for t in weights if _in(t, ts)) for ts in chunk_terms]  # each candidate's question terms
     papers = list(dict.fromkeys(d for d in named_papers.values() if d))[:2]
     if len(papers) == 2:  # a question on two papers is covered by two passages together, one of each
-        first, second = ([ts for p, ts in zip(retrieved_passages, chunk_terms) if p.chunk.document_id == d] for d in papers)
-        chunk_terms = [a | b for a in first for b in second] or chunk_terms
-    coverage = max(sum(w for t, w in weights.items() if _in(t, ts)) for ts in chunk_terms) / total if total else 0
+        first, second = ({f for p, f in zip(retrieved_passages, found) if p.chunk.document_id == d} for d in papers)
+        found = [a | b for a in first for b in second] or found
+    coverage = max(sum(weights[t] for t in f) for f in found) / total if total else 0
     cosine = max(_cosine(p.vector, query_embedding) for p in retrieved_passages)
     return round(RELEVANCE_COVERAGE_WEIGHT * coverage + (1 - RELEVANCE_COVERAGE_WEIGHT) * cosine, 4)
 
@@ -601,7 +602,7 @@ _BYLINE_QUESTION = re.compile(
     re.IGNORECASE,
 )
 _DIGIT = re.compile(r"\d")
-_HOW_WHAT = re.compile(r"\bhow (?:long|often|big|large|small|fast|far|high|low|deep|wide)\b", re.IGNORECASE)
+_HOW_ADJECTIVE = re.compile(r"\bhow (?:long|often|big|large|small|fast|far|high|low|deep|wide)\b", re.IGNORECASE)
 # (what a question asks for, the amount a sentence answering it holds)
 _AMOUNT_KINDS = (
     (
@@ -762,7 +763,7 @@ def _question_terms(text: str) -> list[str]:
     """The question's content terms, crudely stemmed, plus compounds such as "gpt4" or "top5".
     The word after "how" asks for an amount and is not a term: "how long" asks for a duration,
     not about "long" sequences."""
-    text = _HOW_WHAT.sub(" ", text)
+    text = _HOW_ADJECTIVE.sub(" ", text)
     return list(dict.fromkeys(_term_list(text) + _compounds(text)))
 
 
@@ -847,7 +848,7 @@ def _one_edit(a: str, b: str) -> bool:
     return short[i:] == long[i + 1 :]
 
 
-def _has_amount(sentence: str, question: str = "") -> bool:
+def _has_amount(sentence: str, question: str) -> bool:
     """A sentence with a number in it other than a figure's, table's or section's number; of the
     kind the question asks for, when it asks for a share ("what share of tokens": 15%) or a
     duration ("how long": 3.5 days)."""
