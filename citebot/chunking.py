@@ -43,6 +43,10 @@ _REFERENCE_HEADINGS = frozenset({"references", "bibliography"})
 # A sentence of prose has lower-case words between its names and numbers; a figure's labels
 # ("Tok M Question Paragraph BERT E[CLS] E1 E2"), a table's header row or a reference entry
 # ("[10] G.E. Hinton, J.L. McClelland.") has almost none.
+_SECTION_NUMBER = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-H](?:\.\d{1,2}){1,2})\s+[A-Z]")
+RUN_IN_HEADING_MAX_WORDS = 12
+_SENTENCE_OPENERS = frozenset("The We In Here Our This These It To For As A An".split())
+_HEADING_SMALL_WORDS = frozenset("of and for the in on with to a an via from by or vs versus".split())
 _LOWER_WORD = re.compile(r"[a-z]+[,;:.]?")
 PROSE_MIN_LOWER_SHARE = 0.15
 
@@ -137,8 +141,27 @@ def units(text: str, page: int = 0, headers: frozenset[str] | set[str] = frozens
 def sentences(text: str) -> list[str]:
     """The sentences of a text (page or chunk), without page numbers, headings, captions or
     table rows glued to them. Headings, captions and table rows are returned as their own items;
-    the tail of a sentence a figure or a table cut (it starts in lower case) is an item too."""
-    return [piece for u in units(text) for piece in _split(u.text, _GLUED_END)]
+    the tail of a sentence a figure or a table cut (it starts in lower case) is an item too, and
+    so is a run-in heading ("3 Dense Passage Retriever (DPR) We focus …")."""
+    return [part for u in units(text) for piece in _split(u.text, _GLUED_END) for part in _run_in_heading(piece)]
+
+
+def _run_in_heading(piece: str) -> list[str]:
+    """A numbered heading printed on the line of its first sentence, cut off it: the heading ends
+    before a word that opens a sentence ("The", "We", …) or a capitalised word followed by a
+    lower-case one that is not a heading's small word ("Models need", not "Latency and")."""
+    if not _SECTION_NUMBER.match(piece):
+        return [piece]
+    words = piece.split(" ")
+    for i in range(2, len(words) - 1):
+        word, after = words[i], words[i + 1]
+        opens = word in _SENTENCE_OPENERS or (
+            word[:1].isupper() and after.isalpha() and after.islower() and after not in _HEADING_SMALL_WORDS
+        )
+        if opens:
+            heading = " ".join(words[:i])  # a heading, not a sentence or a reference entry ("1 D. C. Johnston, Adv.")
+            return [heading, " ".join(words[i:])] if i <= RUN_IN_HEADING_MAX_WORDS and ". " not in heading else [piece]
+    return [piece]
 
 
 def is_prose(sentence: str) -> bool:

@@ -29,7 +29,7 @@ from functools import lru_cache
 
 from hamilton.function_modifiers import config
 
-from citebot.chunking import is_prose, is_reference_section, sentences
+from citebot.chunking import is_prose, is_reference_section, sentences, units
 from citebot.domain import EXCERPT_CHARS, Answer, Citation, Passage, Scope
 from citebot.embeddings import Embedder
 from citebot.errors import EmptyQuestion
@@ -490,12 +490,14 @@ def draft_answer__extractive(
         for i, v in zip(shortlist, vectors)
     }
     firsts = [i for i in shortlist if candidates[i][1].n == first_source]
-    if _asked_amount(search_text):  # "how long …?": a sentence with a duration, when the source has one
-        firsts = [i for i in firsts if _has_amount(candidates[i][0], search_text)] or firsts
+    if amount:  # "how long …?": a sentence with a duration, from source [1] if it has one, else from the next that has
+        with_amount = [i for i in shortlist if _has_amount(candidates[i][0], search_text)]
+        source = min((candidates[i][1].n for i in with_amount), default=first_source)
+        firsts = [i for i in with_amount if candidates[i][1].n == source] or firsts
     best = max(firsts, key=lambda i: score[i])
     chosen = [best]
     first_paper = candidates[best][1].document_id
-    rest = sorted((i for i in shortlist if candidates[i][1].n != first_source), key=lambda i: -score[i])
+    rest = sorted((i for i in shortlist if candidates[i][1].n != candidates[best][1].n), key=lambda i: -score[i])
     if len(sub_questions) > 1:  # the other named paper: source [2] is its chunk ranked best for its part
         others = [i for i in rest if candidates[i][1].document_id != first_paper]
         chosen += ([i for i in others if candidates[i][1].n == 2] or others)[:1]
@@ -565,7 +567,7 @@ RERANK_WEIGHTS = {
     "prose": 0.5,
     "quantity": 0.5,
     "opening": 2.0,
-    "asked_paper": 1.0,
+    "asked_paper": 2.0,
 }
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
@@ -589,8 +591,8 @@ _NAME_IN_SENTENCE = re.compile(r"(?<=[a-z,;:] )([A-Za-z]*[A-Z][A-Za-z0-9]+)")
 # A question asking for an amount ("how many layers", "what share of tokens", "what dimension"):
 # its answer is a sentence with a number in it.
 _QUANTITY_QUESTION = re.compile(
-    r"\b(?:how (?:many|much|big|large|long|fast|often)|what (?:share|percentage|fraction|size|dimension|value|number"
-    r"|score|error|accuracy|rate)|which values?)\b",
+    r"\b(?:how (?:many|much|big|large|long|fast|often)|(?:what|which)(?:'s| is| are| was| were)?(?: the)?(?: [\w-]+)?"
+    r" (?:share|percentage|fraction|size|dimension|dimensionality|values?|number|score|error|accuracy|rate))\b",
     re.IGNORECASE,
 )
 # A question asking who wrote a paper: its answer is the byline, the first line of the paper's first chunk.
@@ -601,7 +603,10 @@ _BYLINE_QUESTION = re.compile(
     r"(?:the\s+)?(?:names\s+of\s+the\s+)?authors)",
     re.IGNORECASE,
 )
-_DIGIT = re.compile(r"\d")
+# A number standing for an amount: not a footnote mark glued to a word or a full stop ("left.4",
+# "leaderboard2"), a URL's footnote number ("1https") or an ordinal ("2nd"); "5e-5", "100M",
+# "3.5 days" and "d = 768" are amounts.
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![A-Za-z]{2})")
 _HOW_ADJECTIVE = re.compile(r"\bhow (?:long|often|big|large|small|fast|far|high|low|deep|wide)\b", re.IGNORECASE)
 # (what a question asks for, the amount a sentence answering it holds)
 _AMOUNT_KINDS = (
@@ -644,8 +649,9 @@ def _rerank_signals(
     chunk_terms = [_chunk_terms(p) for p in passages]
     weights = _term_weights(terms, chunk_terms)
     total = sum(weights.values()) or 1.0
-    # BM25 over the candidates' sentences: the best sentence of each chunk.
-    chunk_sentences = [[_term_list(s) for s in sentences(p.chunk.text)] for p in passages]
+    # BM25 over the candidates' sentences: the best sentence of each chunk. Units, not quotable
+    # sentences: a heading printed on its first sentence's line stays with it (it names the section).
+    chunk_sentences = [[_term_list(u.text) for u in units(p.chunk.text)] for p in passages]
     all_sentences = [s for group in chunk_sentences for s in group]
     n = len(all_sentences) or 1
     average = sum(map(len, all_sentences)) / n or 1.0
@@ -812,6 +818,7 @@ _CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]*[a-z0-9][A-Za-z0-9]*\b|\b[A-Z]{2,
 _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _GLUED = re.compile(r"[a-z]{8,}")
 _TOKEN = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
+_HYPHENATED = re.compile(r"\b([a-z]{2,})-([a-z]{2,})\b")
 _COMPOUND = re.compile(r"\b([a-z]+)[-\s]?(\d+)\b|\b(\d+)-([a-z]+)\b")
 
 
@@ -853,7 +860,7 @@ def _has_amount(sentence: str, question: str) -> bool:
     kind the question asks for, when it asks for a share ("what share of tokens": 15%) or a
     duration ("how long": 3.5 days)."""
     text = _NUMBERED_THING.sub(" ", sentence)
-    return bool((_asked_amount(question) or _DIGIT).search(text))
+    return bool((_asked_amount(question) or _NUMBER).search(text))
 
 
 def _asked_amount(question: str) -> re.Pattern[str] | None:
@@ -950,9 +957,12 @@ def _term_list(text: str) -> list[str]:
 
 
 def _compounds(text: str) -> list[str]:
+    """Names with numbers as one term ("GPT-4", "top 5": "gpt4", "top5"), and hyphenated words
+    joined ("pre-training" is also "pretraining", stemmed as ``_term_list`` stems words)."""
     out = []
     for m in _COMPOUND.finditer(text.lower()):
         out.append(f"{m.group(1)}{m.group(2)}" if m.group(1) else f"{m.group(3)}{m.group(4)}")
+    out += [f"{m.group(1)}{m.group(2)}".rstrip("s")[:6] for m in _HYPHENATED.finditer(text.lower())]
     return out
 
 

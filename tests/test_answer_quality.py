@@ -11,7 +11,9 @@ from citebot.domain import CLI_SCOPE, Provenance, Scope
 from tests.bot.harness import one_page_pdf
 from tests.paths import PDFS
 
-JUNK = re.compile(r"^\d+\s+(Table|Figure|Fig\.)|^(Table|Figure|Fig\.)\s*\d+[:.]|^\d+(\.\d+)*\s+[A-Z][a-z]+\s+[A-Z]")
+JUNK = re.compile(
+    r"^\d+\s+(Table|Figure|Fig\.)|^(Table|Figure|Fig\.)\s*\d+[:.]|^\d+(\.\d+)*\s+[A-Z][a-z]+\s+[A-Z]|^\d+\.\d+\s+[A-Z]"
+)
 
 
 def claims(text: str) -> list[tuple[str, list[int]]]:
@@ -65,6 +67,9 @@ def test_a_question_asking_for_an_amount_is_answered_first_with_the_number(offli
         "What BLEU did the large Transformer get on WMT English to French?",
         "How many training and test images are in CIFAR-10?",
         "What top-5 error did the ResNet ensemble get on the ImageNet test set?",
+        # headings printed on the line of their section's first sentence ("2.2 Retriever: DPR The …")
+        "What is RAG's retrieval component based on?",
+        "What is the feedforward neural net language model?",
     ],
 )
 def test_answer_bullets_carry_no_captions_page_numbers_or_headings(offline_bot, corpus, question):
@@ -74,6 +79,19 @@ def test_answer_bullets_carry_no_captions_page_numbers_or_headings(offline_bot, 
         assert not JUNK.search(bullet), bullet
     for citation in answer.citations:
         assert not JUNK.search(citation.excerpt), citation.excerpt
+
+
+def test_a_question_naming_one_paper_is_answered_from_it(offline_bot, corpus):
+    # "dimension" is the Transformer paper's word (dmodel); the question names DPR by its initials.
+    answer = offline_bot.ask("What is the embedding dimension of DPR?", CLI_SCOPE)
+    assert cited_titles(answer)[0].startswith("Dense Passage Retrieval"), answer.text
+
+
+def test_a_question_asking_for_an_amount_is_answered_with_one_when_the_best_source_has_none(offline_bot, corpus):
+    # The best-ranked chunk compares BERT with OpenAI GPT and states no learning rate; the next
+    # one that states an amount holds the pre-training settings.
+    answer = offline_bot.ask("What learning rate did BERT use for pretraining?", CLI_SCOPE)
+    assert "1e-4" in bullets(answer.text)[0], answer.text
 
 
 @pytest.mark.parametrize(
