@@ -40,13 +40,15 @@ _NAMED_HEADINGS = frozenset(
 _CAPTION = re.compile(r"^(?:Table|Figure|Fig\.)\s*[A-Z]?\d+[:.]\s")
 _NUMERIC_TOKEN = re.compile(r"^[\d.,%±×·−+\-/()\[\]∗*]+$")
 _REFERENCE_HEADINGS = frozenset({"references", "bibliography"})
-# A sentence of prose has lower-case words between its names and numbers; a figure's labels
-# ("Tok M Question Paragraph BERT E[CLS] E1 E2"), a table's header row or a reference entry
-# ("[10] G.E. Hinton, J.L. McClelland.") has almost none.
+# A heading printed on the line of its section's first sentence ("2.2 Retriever: DPR The retrieval
+# component …"): a section number, at most this many words, then a word opening a sentence.
 _SECTION_NUMBER = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-H](?:\.\d{1,2}){1,2})\s+[A-Z]")
 RUN_IN_HEADING_MAX_WORDS = 12
 _SENTENCE_OPENERS = frozenset("The We In Here Our This These It To For As A An".split())
 _HEADING_SMALL_WORDS = frozenset("of and for the in on with to a an via from by or vs versus".split())
+# A sentence of prose has lower-case words between its names and numbers; a figure's labels
+# ("Tok M Question Paragraph BERT E[CLS] E1 E2"), a table's header row or a reference entry
+# ("[10] G.E. Hinton, J.L. McClelland.") has almost none.
 _LOWER_WORD = re.compile(r"[a-z]+[,;:.]?")
 PROSE_MIN_LOWER_SHARE = 0.15
 

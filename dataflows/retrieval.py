@@ -441,7 +441,9 @@ def draft_answer__extractive(
     the first — from the other paper when the question names two. The first bullet comes from
     the source the second stage ranked first: on the labelled questions, choosing the sentence
     over the top four sources picked a sentence from the evidence page less often than the
-    ranking did (bench/quality.py). A second bullet never repeats the first, and comes from
+    ranking did (bench/quality.py). A question asking for an amount is answered with a sentence
+    holding one: from the best-ranked source that has such a sentence (of the kind asked for: a
+    duration for "how long"). A second bullet never repeats the first, and comes from
     ``asked_paper`` when the question names one paper. A question asking who wrote a paper is
     answered with the paper's byline (its first line: title, authors, affiliations). At most two
     bullets, each cited; never a heading, caption, table row or reference entry."""
@@ -490,7 +492,7 @@ def draft_answer__extractive(
         for i, v in zip(shortlist, vectors)
     }
     firsts = [i for i in shortlist if candidates[i][1].n == first_source]
-    if amount:  # "how long …?": a sentence with a duration, from source [1] if it has one, else from the next that has
+    if amount:  # "how long …?": a sentence with the amount asked for, from source [1] if it has one, else the next
         with_amount = [i for i in shortlist if _has_amount(candidates[i][0], search_text)]
         source = min((candidates[i][1].n for i in with_amount), default=first_source)
         firsts = [i for i in with_amount if candidates[i][1].n == source] or firsts
@@ -588,8 +590,8 @@ _NAME = re.compile(
 _NAME_PART = re.compile(r"[A-Za-z0-9]+")
 # A name inside a sentence (after a lower-case word), as papers use their own names.
 _NAME_IN_SENTENCE = re.compile(r"(?<=[a-z,;:] )([A-Za-z]*[A-Z][A-Za-z0-9]+)")
-# A question asking for an amount ("how many layers", "what share of tokens", "what dimension"):
-# its answer is a sentence with a number in it.
+# A question asking for an amount ("how many layers", "what share of tokens", "what is the batch
+# size", "which learning rate"): its answer is a sentence with a number in it.
 _QUANTITY_QUESTION = re.compile(
     r"\b(?:how (?:many|much|big|large|long|fast|often)|(?:what|which)(?:'s| is| are| was| were)?(?: the)?(?: [\w-]+)?"
     r" (?:share|percentage|fraction|size|dimension|dimensionality|values?|number|score|error|accuracy|rate))\b",
