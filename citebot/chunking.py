@@ -23,9 +23,14 @@ from citebot.pdf_text import PageText
 Kind = Literal["text", "heading", "caption", "table"]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-# A full stop before a lower-case word: where PDF text glues a caption or a table's last line to
-# the body text it interrupts ("… block for ResNet-50/101/152. parameter-free, identity shortcuts …").
-_GLUED_END = re.compile(r"(?<=[.!?])\s+(?=[a-z])")
+# A sentence end for quoting: before a lower-case word too, where PDF text glues a caption or a
+# table's last line to the body text it interrupts ("… for ResNet-50/101/152. parameter-free, …").
+_GLUED_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Za-z0-9])")
+# A footnote printed into the text it annotates: its number glued to its first word or to a URL
+# ("… the 34-layer 3We have experimented …", "… left. 1https://github.com/…"), and the mark
+# after the sentence it annotates ("… passages in the end.5 Each passage …").
+_FOOTNOTE = re.compile(r"(?<=\s)(?=\d{1,2}(?:https?://|[A-Z][a-z]))")
+_FOOTNOTE_MARK = re.compile(r"^\d{1,2}(?=[A-Z][a-z])|(?<=[a-z)][.!?])\d{1,2}(?=\s|$)")
 # A sentence piece ending like this is not a sentence end ("et al. 2017", "Fig. 3", "e.g. X").
 _ABBREVIATION = re.compile(r"(?:\b(?:al|Fig|Figs|Eq|Eqs|Sec|Secs|vs|cf|No|approx|resp|Tab|i\.e|e\.g|etc)\.|\b[A-Z]\.)$")
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
@@ -144,8 +149,15 @@ def sentences(text: str) -> list[str]:
     """The sentences of a text (page or chunk), without page numbers, headings, captions or
     table rows glued to them. Headings, captions and table rows are returned as their own items;
     the tail of a sentence a figure or a table cut (it starts in lower case) is an item too, and
-    so is a run-in heading ("3 Dense Passage Retriever (DPR) We focus …")."""
-    return [part for u in units(text) for piece in _split(u.text, _GLUED_END) for part in _run_in_heading(piece)]
+    so is a run-in heading ("3 Dense Passage Retriever (DPR) We focus …") or a footnote printed
+    into the text, without its number."""
+    return [
+        part
+        for u in units(text)
+        for note in _FOOTNOTE.split(u.text)
+        for piece in _split(_FOOTNOTE_MARK.sub("", note).strip(), _GLUED_END)
+        for part in _run_in_heading(piece)
+    ]
 
 
 def _run_in_heading(piece: str) -> list[str]:

@@ -651,8 +651,9 @@ def _rerank_signals(
     chunk_terms = [_chunk_terms(p) for p in passages]
     weights = _term_weights(terms, chunk_terms)
     total = sum(weights.values()) or 1.0
-    # BM25 over the candidates' sentences: the best sentence of each chunk. Units, not quotable
-    # sentences: a heading printed on its first sentence's line stays with it (it names the section).
+    # BM25 over the candidates' sentences: the best sentence of each chunk. The signals read a
+    # chunk's units as the chunker cut them (a heading printed on its first sentence's line stays
+    # with it: it names the section); answers quote ``sentences``, cut finer for quoting.
     chunk_sentences = [[_term_list(u.text) for u in units(p.chunk.text)] for p in passages]
     all_sentences = [s for group in chunk_sentences for s in group]
     n = len(all_sentences) or 1
@@ -678,7 +679,7 @@ def _rerank_signals(
         max(
             (
                 sum(w for t, w in weights.items() if _in(t, _terms(s))) / total
-                for s in sentences(p.chunk.text)
+                for s in (u.text for u in units(p.chunk.text))
                 if _has_amount(s, question) and is_prose(s)
             ),
             default=0.0,
@@ -871,8 +872,8 @@ def _asked_amount(question: str) -> re.Pattern[str] | None:
 
 
 def _prose_share(text: str) -> float:
-    """The share of a chunk's characters in sentences fit to quote (not tables, captions, lists of names)."""
-    parts = sentences(text)
+    """The share of a chunk's characters in units fit to quote (not tables, captions, lists of names)."""
+    parts = [u.text for u in units(text)]
     total = sum(map(len, parts)) or 1
     return sum(len(s) for s in parts if is_prose(s)) / total
 

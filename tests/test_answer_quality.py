@@ -101,9 +101,12 @@ def test_a_question_asking_for_an_amount_is_answered_with_one_when_the_best_sour
         ("How does BERT deal with unanswerable SQuAD 2.0 questions?", "E[CLS]"),
         # Table 6 cuts the sentence "… (i.e., option A), so our residual models have …" in two
         ("Which datasets were ResNet and the Transformer trained on?", "so our residual models"),
+        # footnotes printed into the sentence they annotate: their marks and their links
+        ("Into how many passages was English Wikipedia split for DPR?", "end.5 Each"),
+        ("How many layers do BERT large and the original Transformer encoder have?", "1https://"),
     ],
 )
-def test_answer_bullets_are_sentences_not_figure_labels_or_the_tail_of_a_cut_sentence(offline_bot, corpus, question, junk):
+def test_answer_bullets_are_sentences_not_figure_labels_cut_tails_or_footnotes(offline_bot, corpus, question, junk):
     answer = offline_bot.ask(question, CLI_SCOPE)
     assert answer.grounded, answer.text
     for bullet in bullets(answer.text):
