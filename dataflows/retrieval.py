@@ -257,7 +257,7 @@ def relevance(
                 return 0.0
             search_text = re.sub(rf"\b{re.escape(name)}\b", min(meant), search_text)
     for m in _NUMBERED_NAME.finditer(search_text):  # "CIFAR-100" is not "CIFAR-10", "GPT-4" not "GPT-2"
-        if not any(f"{m.group(1)}{m.group(2)}".lower() in found for found in candidate_terms):
+        if not any(f"{m.group(1)}{m.group(2) or m.group(3)}".lower() in found for found in candidate_terms):
             return 0.0
     terms = _question_terms(search_text)
     chunk_terms = [_chunk_terms(p) for p in retrieved_passages]
@@ -816,7 +816,9 @@ SECOND_PAPER_NEW_TERMS = 0.2
 # candidates is taken to be that name when one of the two has this many letters or more.
 TYPO_MIN_LETTERS = 5
 # A name with a number ("CIFAR-100", "GPT-4", "ResNet-152"): another number is another thing.
-_NUMBERED_NAME = re.compile(r"(?<![\w-])([A-Za-z]*[A-Z][A-Za-z]*)-(\d+)(?![\w.-])")
+# A name with its number, hyphenated or as people type it ("GPT-4", "GPT 4", "Llama 2"; a space
+# before at most three digits, so "WMT 2014" is a name and a year).
+_NUMBERED_NAME = re.compile(r"(?<![\w-])([A-Za-z]*[A-Z][A-Za-z]*)(?:-(\d+)|\s(\d{1,3}))(?![\w.-])")
 _CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]*[a-z0-9][A-Za-z0-9]*\b|\b[A-Z]{2,}[0-9]*\b")
 _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
 _GLUED = re.compile(r"[a-z]{8,}")

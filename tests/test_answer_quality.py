@@ -123,6 +123,9 @@ def test_answer_bullets_are_sentences_not_figure_labels_cut_tails_or_footnotes(o
         # a name with another number is another thing: CIFAR-100 is not CIFAR-10
         "What accuracy does ResNet-152 reach on CIFAR-100?",
         "What does GPT-4 score on SQuAD?",
+        # … and typed with a space, as people do
+        "How many parameters does GPT 4 have?",
+        "What accuracy does ResNet 152 reach on CIFAR 100?",
         # a summary or the authors of a paper that is not here: not another paper's abstract or byline
         "Summarise the Mamba paper",
         "Who wrote the GPT-4 paper?",
