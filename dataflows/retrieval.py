@@ -255,7 +255,9 @@ def relevance(
             meant = [w for w in candidate_names if max(len(w), len(name)) >= TYPO_MIN_LETTERS and _one_edit(name.lower(), w)]
             if not meant:
                 return 0.0
-            search_text = re.sub(rf"\b{re.escape(name)}\b", min(meant), search_text)
+            word = min(meant)  # written as the name was, so "Llama 2" -> "Lama 2" is still a numbered name
+            word = word.upper() if name.isupper() else word.capitalize() if name[:1].isupper() else word
+            search_text = re.sub(rf"\b{re.escape(name)}\b", word, search_text)
     for m in _NUMBERED_NAME.finditer(search_text):  # "CIFAR-100" is not "CIFAR-10", "GPT-4" not "GPT-2"
         if not any(f"{m.group(1)}{m.group(2) or m.group(3)}".lower() in found for found in candidate_terms):
             return 0.0
