@@ -245,7 +245,8 @@ def relevance(
     with that number ("CIFAR-100" is not found in "CIFAR-10")."""
     if not retrieved_passages:
         return 0.0
-    candidate_terms = [_chunk_terms(p) | _terms(p.chunk.context) | _terms(p.title) for p in retrieved_passages]
+    chunk_terms = [_chunk_terms(p) for p in retrieved_passages]
+    candidate_terms = [ts | _terms(p.chunk.context) | _terms(p.title) for p, ts in zip(retrieved_passages, chunk_terms)]
     candidate_names: set[str] | None = None
     for name in _names(search_text):
         name_terms = _question_terms(name)
@@ -262,7 +263,6 @@ def relevance(
         if not any(f"{m.group(1)}{m.group(2) or m.group(3)}".lower() in found for found in candidate_terms):
             return 0.0
     terms = _question_terms(search_text)
-    chunk_terms = [_chunk_terms(p) for p in retrieved_passages]
     weights = _term_weights(terms, chunk_terms)
     total = sum(weights.values())
     found = [frozenset(t for t in weights if _in(t, ts)) for ts in chunk_terms]  # each candidate's question terms
@@ -487,15 +487,12 @@ def draft_answer__extractive(
     shortlist = [i for n, found in per_source.items() for i in (found if n == first_source else found[:others])]
     vectors = embedder.embed_documents([candidates[i][0] for i in shortlist])
     amount = bool(_QUANTITY_QUESTION.search(search_text))  # a question asking for an amount wants a number
+    with_amount = [i for i in shortlist if amount and _has_amount(candidates[i][0], search_text)]
     score = {
-        i: lexical[i]
-        + _cosine(v, query_embedding)
-        + QUANTITY_BONUS * (amount and _has_amount(candidates[i][0], search_text))
-        for i, v in zip(shortlist, vectors)
+        i: lexical[i] + _cosine(v, query_embedding) + QUANTITY_BONUS * (i in with_amount) for i, v in zip(shortlist, vectors)
     }
     firsts = [i for i in shortlist if candidates[i][1].n == first_source]
     if amount:  # "how long …?": a sentence with the amount asked for, from source [1] if it has one, else the next
-        with_amount = [i for i in shortlist if _has_amount(candidates[i][0], search_text)]
         source = min((candidates[i][1].n for i in with_amount), default=first_source)
         firsts = [i for i in with_amount if candidates[i][1].n == source] or firsts
     best = max(firsts, key=lambda i: score[i])
@@ -656,7 +653,8 @@ def _rerank_signals(
     # BM25 over the candidates' sentences: the best sentence of each chunk. The signals read a
     # chunk's units as the chunker cut them (a heading printed on its first sentence's line stays
     # with it: it names the section); answers quote ``sentences``, cut finer for quoting.
-    chunk_sentences = [[_term_list(u.text) for u in units(p.chunk.text)] for p in passages]
+    chunk_units = [[u.text for u in units(p.chunk.text)] for p in passages]
+    chunk_sentences = [[_term_list(u) for u in group] for group in chunk_units]
     all_sentences = [s for group in chunk_sentences for s in group]
     n = len(all_sentences) or 1
     average = sum(map(len, all_sentences)) / n or 1.0
@@ -681,21 +679,21 @@ def _rerank_signals(
         max(
             (
                 sum(w for t, w in weights.items() if _in(t, _terms(s))) / total
-                for s in (u.text for u in units(p.chunk.text))
+                for s in group
                 if _has_amount(s, question) and is_prose(s)
             ),
             default=0.0,
         )
         if _QUANTITY_QUESTION.search(question)
         else 0.0
-        for p in passages
+        for group in chunk_units
     ]
     cosines = [_cosine(p.vector, query_embedding) for p in passages]
     lexical = [sum(w for t, w in weights.items() if _in(t, ct)) / total for ct in chunk_terms]
     context = [sum(w for t, w in weights.items() if _in(t, _terms(p.chunk.context))) / total for p in passages]
     lexical_rank = _rank_fraction(lexical)
     cosine_rank = _rank_fraction(cosines)
-    prose = [_prose_share(p.chunk.text) for p in passages]
+    prose = [_prose_share(group) for group in chunk_units]
     hybrid = _min_max([p.score for p in passages])
     opening = _asks_for_opening(question)
     cosine = _min_max(cosines)
@@ -817,9 +815,8 @@ SECOND_PAPER_NEW_TERMS = 0.2
 # A name one typing slip (a letter left out, added, changed or two swapped) from a name in the
 # candidates is taken to be that name when one of the two has this many letters or more.
 TYPO_MIN_LETTERS = 5
-# A name with a number ("CIFAR-100", "GPT-4", "ResNet-152"): another number is another thing.
-# A name with its number, hyphenated or as people type it ("GPT-4", "GPT 4", "Llama 2"; a space
-# before at most three digits, so "WMT 2014" is a name and a year).
+# A name with its number ("CIFAR-100", "GPT-4", "GPT 4", "Llama 2"): another number is another
+# thing. Hyphenated, or with a space before at most three digits ("WMT 2014" is a name and a year).
 _NUMBERED_NAME = re.compile(r"(?<![\w-])([A-Za-z]*[A-Z][A-Za-z]*)(?:-(\d+)|\s(\d{1,3}))(?![\w.-])")
 _CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]*[a-z0-9][A-Za-z0-9]*\b|\b[A-Z]{2,}[0-9]*\b")
 _SOURCE_MARKER = re.compile(r"\[(\d+(?:\s*[,;\-–]\s*\d+)*)\]")
@@ -875,9 +872,8 @@ def _asked_amount(question: str) -> re.Pattern[str] | None:
     return next((amount for asks, amount in _AMOUNT_KINDS if asks.search(question)), None)
 
 
-def _prose_share(text: str) -> float:
-    """The share of a chunk's characters in units fit to quote (not tables, captions, lists of names)."""
-    parts = [u.text for u in units(text)]
+def _prose_share(parts: list[str]) -> float:
+    """The share of a chunk's characters (its units' texts) fit to quote (not tables, captions, lists of names)."""
     total = sum(map(len, parts)) or 1
     return sum(len(s) for s in parts if is_prose(s)) / total
 
