@@ -23,9 +23,10 @@ from citebot.pdf_text import PageText
 Kind = Literal["text", "heading", "caption", "table"]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-# A sentence end for quoting: before a lower-case word too, where PDF text glues a caption or a
-# table's last line to the body text it interrupts ("… for ResNet-50/101/152. parameter-free, …").
-_GLUED_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Za-z0-9])")
+# A sentence end for quoting: before a lower-case or Greek word too, where PDF text glues a caption,
+# a table's last line or a figure's axis labels to the body text it interrupts ("… for
+# ResNet-50/101/152. parameter-free, …", "… as in SGD. β1=0 β1=0.9 … log10(α) Loss").
+_GLUED_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[^\W_])")
 # A footnote printed into the text it annotates: its number glued to its first word or to a URL
 # ("… the 34-layer 3We have experimented …", "… left. 1https://github.com/…"), and the mark
 # after the sentence it annotates ("… passages in the end.5 Each passage …").

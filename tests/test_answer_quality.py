@@ -104,6 +104,8 @@ def test_a_question_asking_for_an_amount_is_answered_with_one_when_the_best_sour
         # footnotes printed into the sentence they annotate: their marks and their links
         ("Into how many passages was English Wikipedia split for DPR?", "end.5 Each"),
         ("How many layers do BERT large and the original Transformer encoder have?", "1https://"),
+        # the axis labels of Adam's Figure 4, glued after the sentence above them
+        ("What default beta values does the Adam paper recommend, and which did the Transformer use instead?", "β1=0 β1=0.9"),
     ],
 )
 def test_answer_bullets_are_sentences_not_figure_labels_cut_tails_or_footnotes(offline_bot, corpus, question, junk):
