@@ -49,6 +49,9 @@ UNCITED_NOTE = "_(This answer cites no source; check it against the documents.)_
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _WORD = re.compile(r"[a-z0-9]+")
 _GREEK = re.compile(r"[\u0391-\u03c9]")
+_GREEK_NAME = re.compile(
+    r"\b(alpha|beta|gamma|delta|epsilon|zeta|theta|kappa|lambda|sigma|tau|phi|psi|omega)[_-]?(\d?)\b", re.IGNORECASE
+)
 _STOPWORDS = frozenset(
     "a an the and or of in on to for with by is are was were be been what which who whom how why when where "
     "did does do that this these those it its as at from than then there their they we our you your i me my "
@@ -98,7 +101,7 @@ def retrieved_passages(
     caller's workspace/channel (nothing else is ever searched): a wide candidate set for the
     second stage."""
     limit = max(rerank_candidates, top_k * 2)
-    return store.search(search_text, query_embedding, scope, limit=limit, alpha=alpha)
+    return store.search(_keyword_query(search_text), query_embedding, scope, limit=limit, alpha=alpha)
 
 
 def named_papers(search_text: str, retrieved_passages: list[Passage]) -> dict[str, str]:
@@ -168,7 +171,7 @@ def sub_question_passages(
     keeps both papers' best chunks among the candidates even when one paper dominates the whole
     question's search."""
     return [
-        store.search(q, v, scope, limit=SUB_QUESTION_CANDIDATES, alpha=alpha, document_id=doc or None)
+        store.search(_keyword_query(q), v, scope, limit=SUB_QUESTION_CANDIDATES, alpha=alpha, document_id=doc or None)
         for q, v, doc in zip(sub_questions, sub_question_embeddings, named_papers.values())
     ]
 
@@ -181,7 +184,9 @@ def opening_passages(
     none for other questions."""
     if not _asks_for_opening(search_text):
         return []
-    return store.search(search_text, query_embedding, scope, limit=OPENING_CANDIDATES, alpha=alpha, first_chunks=True)
+    return store.search(
+        _keyword_query(search_text), query_embedding, scope, limit=OPENING_CANDIDATES, alpha=alpha, first_chunks=True
+    )
 
 
 @config.when(rerank="off")
@@ -950,7 +955,7 @@ def _terms(text: str) -> frozenset[str]:
 
 
 def _term_list(text: str) -> list[str]:
-    text = _GREEK.sub(lambda m: " " + unicodedata.name(m.group(), "x").split()[-1].lower() + " ", text.lower())
+    text = _GREEK.sub(lambda m: f" {_greek_name(m.group())} ", text.lower())
     out = []
     for w in _TOKEN.findall(text):
         if w in _STOPWORDS or (len(w) < 3 and not w[0].isdigit()):
@@ -961,12 +966,26 @@ def _term_list(text: str) -> list[str]:
 
 def _compounds(text: str) -> list[str]:
     """Names with numbers as one term ("GPT-4", "top 5": "gpt4", "top5"), and hyphenated words
-    joined ("pre-training" is also "pretraining", stemmed as ``_term_list`` stems words)."""
+    joined ("pre-training" is also "pretraining", stemmed as ``_term_list`` stems words). A Greek
+    letter is spelt out, so "β2" is "beta2", as a question types it."""
+    text = _GREEK.sub(lambda m: _greek_name(m.group()), text)
     out = []
     for m in _COMPOUND.finditer(text.lower()):
         out.append(f"{m.group(1)}{m.group(2)}" if m.group(1) else f"{m.group(3)}{m.group(4)}")
     out += [f"{m.group(1)}{m.group(2)}".rstrip("s")[:6] for m in _HYPHENATED.finditer(text.lower())]
     return out
+
+
+def _keyword_query(text: str) -> str:
+    """The text the keyword (BM25) leg searches for: the question, with each Greek letter it
+    spells out also written as the papers print it ("beta2" and "β2": the index holds "β2")."""
+    greek = [unicodedata.lookup(f"GREEK SMALL LETTER {m.group(1).upper()}") + m.group(2) for m in _GREEK_NAME.finditer(text)]
+    return " ".join([text, *dict.fromkeys(greek)])
+
+
+def _greek_name(letter: str) -> str:
+    """A Greek letter's name, as it is typed: "β" -> "beta"."""
+    return unicodedata.name(letter, "x").split()[-1].lower()
 
 
 def _min_max(values: Sequence[float]) -> list[float]:

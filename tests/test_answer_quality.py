@@ -43,6 +43,13 @@ def test_the_optimizer_question_quotes_and_cites_the_sentence_with_the_betas(off
     assert any("β2 = 0.98" in e for e in excerpts), excerpts
 
 
+def test_greek_letters_typed_as_words_are_found_as_the_papers_print_them(offline_bot, corpus):
+    # "beta2" is "β2" in the paper; before, no candidate held "beta2" and the question was declined
+    answer = offline_bot.ask("Which beta1 and beta2 values did the Transformer train with?", CLI_SCOPE)
+    assert answer.grounded, answer.text
+    assert "β2 = 0.98" in answer.text
+
+
 @pytest.mark.parametrize(
     ("question", "number"),
     [
@@ -105,7 +112,10 @@ def test_a_question_asking_for_an_amount_is_answered_with_one_when_the_best_sour
         ("Into how many passages was English Wikipedia split for DPR?", "end.5 Each"),
         ("How many layers do BERT large and the original Transformer encoder have?", "1https://"),
         # the axis labels of Adam's Figure 4, glued after the sentence above them
-        ("What default beta values does the Adam paper recommend, and which did the Transformer use instead?", "β1=0 β1=0.9"),
+        (
+            "What default beta values does the Adam paper recommend, and which did the Transformer use instead?",
+            "β1=0 β1=0.9",
+        ),
     ],
 )
 def test_answer_bullets_are_sentences_not_figure_labels_cut_tails_or_footnotes(offline_bot, corpus, question, junk):
