@@ -26,7 +26,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 # A sentence end for quoting: before a lower-case or Greek word too, where PDF text glues a caption,
 # a table's last line or a figure's axis labels to the body text it interrupts ("… for
 # ResNet-50/101/152. parameter-free, …", "… as in SGD. β1=0 β1=0.9 … log10(α) Loss").
-_GLUED_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[^\W_])")
+# A displayed equation's number ends one too ("… = softmax( QK T √dk )V (1) The two most …").
+_GLUED_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[^\W_])|(?:(?<=\(\d\))|(?<=\(\d\d\)))\s+(?=[A-Z][a-z])")
 # A footnote printed into the text it annotates: its number glued to its first word or to a URL
 # ("… the 34-layer 3We have experimented …", "… left. 1https://github.com/…"), and the mark
 # after the sentence it annotates ("… passages in the end.5 Each passage …").
@@ -48,7 +49,8 @@ _NUMERIC_TOKEN = re.compile(r"^[\d.,%±×·−+\-/()\[\]∗*]+$")
 _REFERENCE_HEADINGS = frozenset({"references", "bibliography"})
 # A heading printed on the line of its section's first sentence ("2.2 Retriever: DPR The retrieval
 # component …"): a section number, at most this many words, then a word opening a sentence.
-_SECTION_NUMBER = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-H](?:\.\d{1,2}){1,2})\s+[A-Z]")
+# The number may be glued to an upper-case heading ("7EXTENSIONS 7.1 ADAMAX In Adam, …").
+_SECTION_NUMBER = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2}){0,3}\.?|[A-H](?:\.\d{1,2}){1,2})(?:\s+|(?=[A-Z]{2}))[A-Z]")
 RUN_IN_HEADING_MAX_WORDS = 12
 _SENTENCE_OPENERS = frozenset("The We In Here Our This These It To For As A An".split())
 _HEADING_SMALL_WORDS = frozenset("of and for the in on with to a an via from by or vs versus".split())
@@ -180,10 +182,13 @@ def _run_in_heading(piece: str) -> list[str]:
 
 
 def is_prose(sentence: str) -> bool:
-    """A sentence fit to quote as an answer: not a heading, caption, table row or fragment."""
+    """A sentence fit to quote as an answer: not a heading, caption, table row or fragment, and
+    not a question (a paper's "Does BERT really need …?" states nothing)."""
     (unit,) = units(sentence)[:1] or (Unit("", "table"),)
     if unit.kind != "text" or _CAPTION.match(sentence) or sentence[:1].islower():
         return False  # a sentence starting in lower case is the tail of one a figure or table cut
+    if sentence.rstrip().endswith("?"):
+        return False
     words = sentence.split()
     letters = sum(ch.isalpha() for ch in sentence)
     lower = sum(bool(_LOWER_WORD.fullmatch(w)) for w in words)

@@ -111,6 +111,13 @@ def test_a_question_asking_for_an_amount_is_answered_with_one_when_the_best_sour
         # footnotes printed into the sentence they annotate: their marks and their links
         ("Into how many passages was English Wikipedia split for DPR?", "end.5 Each"),
         ("How many layers do BERT large and the original Transformer encoder have?", "1https://"),
+        # a question the paper asks itself states nothing
+        ("How long was BERT pre-trained for?", "Question: Does BERT"),
+        # a section number glued to an upper-case heading, printed on its first sentence's line
+        ("What is the bias correction in Adam for?", "3INITIALIZATION"),
+        ("What does AdaMax use instead of the L2 norm?", "7EXTENSIONS"),
+        # a displayed equation's number ends its sentence
+        ("What are the two most commonly used attention functions?", "(1) The two"),
         # the axis labels of Adam's Figure 4, glued after the sentence above them
         (
             "What default beta values does the Adam paper recommend, and which did the Transformer use instead?",
