@@ -59,6 +59,11 @@ _HEADING_SMALL_WORDS = frozenset("of and for the in on with to a an via from by 
 # ("[10] G.E. Hinton, J.L. McClelland.") has almost none.
 _LOWER_WORD = re.compile(r"[a-z]+[,;:.]?")
 PROSE_MIN_LOWER_SHARE = 0.15
+# A sentence a figure cut runs on into the figure's labels ("… and then use R words from history
+# and w(t-2) w(t+1) … CBOW Skip-gram", "… for the model BERT (Ours) Trm Trm Trm … ..."): it does
+# not end as a sentence does, and its last words are not lower-case words.
+LABELS_TAIL_WORDS = 6
+_SENTENCE_ENDING = re.compile(r"[^.\s]\s?[.!]$")
 
 
 @dataclass(frozen=True)
@@ -182,14 +187,17 @@ def _run_in_heading(piece: str) -> list[str]:
 
 
 def is_prose(sentence: str) -> bool:
-    """A sentence fit to quote as an answer: not a heading, caption, table row or fragment, and
-    not a question (a paper's "Does BERT really need …?" states nothing)."""
+    """A sentence fit to quote as an answer: not a heading, caption, table row or fragment, nor a
+    sentence running on into a figure's labels, and not a question (a paper's "Does BERT really
+    need …?" states nothing)."""
     (unit,) = units(sentence)[:1] or (Unit("", "table"),)
     if unit.kind != "text" or _CAPTION.match(sentence) or sentence[:1].islower():
         return False  # a sentence starting in lower case is the tail of one a figure or table cut
     if sentence.rstrip().endswith("?"):
         return False
     words = sentence.split()
+    if not _SENTENCE_ENDING.search(sentence) and not any(_LOWER_WORD.fullmatch(w) for w in words[-LABELS_TAIL_WORDS:]):
+        return False
     letters = sum(ch.isalpha() for ch in sentence)
     lower = sum(bool(_LOWER_WORD.fullmatch(w)) for w in words)
     return (

@@ -111,6 +111,9 @@ def test_a_question_asking_for_an_amount_is_answered_with_one_when_the_best_sour
         # footnotes printed into the sentence they annotate: their marks and their links
         ("Into how many passages was English Wikipedia split for DPR?", "end.5 Each"),
         ("How many layers do BERT large and the original Transformer encoder have?", "1https://"),
+        # a sentence a figure cut, running on into the figure's labels
+        ("Which accuracy did skip-gram reach on the semantic questions?", "INPUT PROJECTION"),
+        ("What percentage of tokens are masked in BERT?", "Trm Trm"),
         # a question the paper asks itself states nothing
         ("How long was BERT pre-trained for?", "Question: Does BERT"),
         # a section number glued to an upper-case heading, printed on its first sentence's line
