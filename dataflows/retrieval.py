@@ -110,8 +110,9 @@ def named_papers(search_text: str, retrieved_passages: list[Passage]) -> dict[st
     candidate paper it belongs to: the paper's title names it ("BERT: …", "DPR" for "Dense Passage
     Retrieval"), or the paper is the only one using it, or it is the paper's most used name
     ("Transformer" in "Attention Is All You Need", where BERT's paper uses it more but uses "BERT"
-    most). Each paper is picked once, titles first; a name that picks no paper ("Wikipedia",
-    "BM25") stays a term of every sub-question. When fewer than two names pick a paper, every
+    most). Each paper is picked once, titles first; a name that picks no paper ("BM25"), or that
+    the other named papers all use ("Adam" in "the Adam settings of the Transformer and of BERT"),
+    stays a term of every sub-question. When fewer than two names pick a paper, every
     name is kept, those picking no paper ("" : any paper) searched over all of them."""
     first, _, rest = search_text.partition(" ")
     found = list(_NAME.finditer(rest))
@@ -122,6 +123,8 @@ def named_papers(search_text: str, retrieved_passages: list[Passage]) -> dict[st
     if not (_COMPARATIVE.search(search_text) or _CONJUNCTION.search(between)):
         return {}
     picked = _picked_papers(names, retrieved_passages)
+    if len(picked) > 2:
+        picked = _without_topics(picked, retrieved_passages)
     if len(picked) > 1:
         return {name: picked[name] for name in names if name in picked}
     return {name: picked.get(name, "") for name in names}  # fewer than two papers named: each name searched
@@ -317,18 +320,16 @@ def relevant_passages(
         kept_words.append(words)
         if len(kept) == top_k:
             break
-    # Each named paper's best chunk for its sub-question. Of three or more named papers, one
-    # whose name the others' best chunks all use is what they are asked about ("the Adam settings
-    # of the Transformer and of BERT"), not a paper to cite.
+    # Each named paper's best chunk for its sub-question; of three or more, a paper whose name the
+    # others' best chunks all use is what they are asked about, not a paper to cite.
     best: dict[str, Passage] = {}  # each named paper's best chunk, of a paper not chosen for another name
     for name, found in zip(named_papers, ranked_sub_question_passages):
         pick = next((p for p in found if p.chunk.document_id not in {b.chunk.document_id for b in best.values()}), None)
         if pick is not None:
             best[name] = pick
     if len(best) > 2:
-        topics = [n for n in best if all(_name_count(n, [p]) for m, p in best.items() if m != n)]
-        for name in topics[: len(best) - 2]:
-            del best[name]
+        kept_names = _without_topics({n: p.chunk.document_id for n, p in best.items()}, list(best.values()))
+        best = {n: p for n, p in best.items() if n in kept_names}
     firsts = [next((p for p in ranked_passages if p.chunk_id == pick.chunk_id), pick) for pick in best.values()]
     if len(firsts) > 1:  # each named paper's best chunk first, then the rest
         ids = {f.chunk_id for f in firsts}
@@ -745,6 +746,20 @@ def _picked_papers(names: list[str], passages: list[Passage], *, by_title: bool 
         if name not in picked and doc not in picked.values():
             picked[name] = doc
     return picked
+
+
+def _without_topics(picked: dict[str, str], passages: list[Passage]) -> dict[str, str]:
+    """Of three or more named papers, the names each other named paper uses left out ("Adam" in
+    "the Adam settings of the Transformer and of BERT", "Wikipedia" in "How do DPR and RAG use
+    Wikipedia?"): what the papers are asked about, not papers to cite. A name its paper's title
+    holds ("DPR", which RAG and BEIR use too) is left out last; two papers stay."""
+    by_doc: dict[str, list[Passage]] = {}
+    for p in passages:
+        by_doc.setdefault(p.chunk.document_id, []).append(p)
+    topics = [n for n in picked if all(_name_count(n, by_doc[picked[m]]) for m in picked if m != n)]
+    topics.sort(key=lambda n: _title_names(by_doc[picked[n]][0].title, n))  # names of no title first
+    dropped = set(topics[: len(picked) - 2])
+    return {n: doc for n, doc in picked.items() if n not in dropped}
 
 
 def _names(text: str) -> list[str]:

@@ -195,6 +195,16 @@ def test_a_question_naming_two_papers_quotes_one_bullet_from_each(offline_bot, c
     assert [any(t.startswith(p) for t in cited) for p in papers] == [True, True], answer.text
 
 
+def test_a_name_both_named_papers_use_is_what_they_are_asked_about(offline_bot, corpus):
+    # "Wikipedia" is BEIR's most used name, but DPR and RAG both use it: it is the topic, searched
+    # in each paper's part of the question, not a third paper
+    answer = offline_bot.ask("How do DPR and RAG use Wikipedia?", CLI_SCOPE)
+    cited = cited_titles(answer)
+    assert any(t.startswith("Dense Passage Retrieval") for t in cited), answer.text
+    assert any(t.startswith("Retrieval-Augmented Generation") for t in cited), answer.text
+    assert all("Wikipedia" in bullet for bullet in bullets(answer.text)), answer.text
+
+
 def test_bracketed_numbers_in_a_document_never_become_citations(offline_bot, corpus):
     scope = Scope("T-forge", "C-forge")
     offline_bot.ingest_pdf((PDFS / "1706.03762.pdf").read_bytes(), Provenance(scope=scope, source="slack"))
