@@ -33,8 +33,12 @@ _GLUED_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[^\W_])|(?:(?<=\(\d\))|(?<=\(
 # after the sentence it annotates ("… passages in the end.5 Each passage …").
 _FOOTNOTE = re.compile(r"(?<=\s)(?=\d{1,2}(?:https?://|[A-Z][a-z]))")
 _FOOTNOTE_MARK = re.compile(r"^\d{1,2}(?=[A-Z][a-z])|(?<=[a-z)][.!?])\d{1,2}(?=\s|$)")
-# A sentence piece ending like this is not a sentence end ("et al. 2017", "Fig. 3", "e.g. X").
-_ABBREVIATION = re.compile(r"(?:\b(?:al|Fig|Figs|Eq|Eqs|Sec|Secs|vs|cf|No|approx|resp|Tab|i\.e|e\.g|etc)\.|\b[A-Z]\.)$")
+# A sentence piece ending like this is not a sentence end ("et al. 2017", "Fig. 3", "e.g. X",
+# "the Wikipedia dump from Dec. 20, 2018").
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:al|Fig|Figs|Eq|Eqs|Sec|Secs|vs|cf|No|approx|resp|Tab|i\.e|e\.g|etc"
+    r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.|\b[A-Z]\.)$"
+)
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
 _ARXIV_STAMP = re.compile(r"^arXiv:\d{4}\.\d{4,5}(?:v\d+)?\s*\[[^\]]*\]")
 _NUMBERED_HEADING = re.compile(

@@ -10,7 +10,9 @@ import unicodedata
 from dataclasses import dataclass, replace
 
 from pypdf import PasswordType, PdfReader
+from pypdf._codecs import adobe_glyphs
 from pypdf.errors import DependencyError, FileNotDecryptedError
+from pypdf.generic import NameObject
 
 from citebot.errors import CorruptPdf, EmptyFile, EncryptedPdf, NotAPdf, PdfTooLarge, TooManyPages, TooMuchText
 from citebot.text_hygiene import clean_field, without_surrogates
@@ -91,6 +93,100 @@ def _has_images(page) -> bool:
         return False
 
 
+# A font whose /ToUnicode map contradicts every glyph name its /Encoding gives (at least this
+# many): the map is broken and the glyph names are read instead. A tool that re-encoded the Adam
+# paper's math fonts mapped /alpha to "↵", /beta to U+0000 and /epsilon1 to "✏", so "α = 0.001,
+# β1 = 0.9" was extracted as "↵=0.001, \x001=0.9".
+BROKEN_TO_UNICODE_MIN_NAMES = 2
+_CMAP_BLOCK = re.compile(rb"begin(bfchar|bfrange)(.*?)end\1", re.DOTALL)
+_CMAP_HEX = re.compile(rb"<([0-9A-Fa-f]*)>|\[|\]")
+
+
+def _repair_fonts(page, checked: set[int]) -> None:
+    """Drop the /ToUnicode map of each font on the page (and in its forms) that contradicts the
+    font's own glyph names, so pypdf reads the glyph names. Fonts are shared between pages:
+    each is checked once (``checked`` holds their object numbers, or ids). Never raises: a font
+    that cannot be read is left as it is."""
+    try:
+        resources = [_resolved(page.get("/Resources"))]
+        for xobject in _resolved(resources[0].get("/XObject")).values():
+            form = _resolved(xobject)
+            if form.get("/Subtype") == "/Form" and "/Resources" in form:
+                resources.append(_resolved(form["/Resources"]))
+        for res in resources:
+            for ref in _resolved(res.get("/Font")).values():
+                font = ref.get_object()
+                number = getattr(ref, "idnum", None) or id(font)  # a font written into its page has no number
+                if number in checked:
+                    continue
+                checked.add(number)
+                if _contradicts_glyph_names(font):
+                    del font[NameObject("/ToUnicode")]
+    except MemoryError:
+        raise
+    except Exception:
+        return
+
+
+def _resolved(obj) -> dict:
+    """A PDF object with its reference followed; an empty dictionary for none."""
+    obj = obj.get_object() if obj is not None else {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _contradicts_glyph_names(font) -> bool:
+    """A simple font's /ToUnicode maps none of the glyphs its /Differences name to what the name says."""
+    encoding = font.get("/Encoding")
+    encoding = encoding.get_object() if encoding is not None else None
+    if "/ToUnicode" not in font or not isinstance(encoding, dict) or "/Differences" not in encoding:
+        return False
+    named: dict[int, str] = {}
+    code = 0
+    for item in encoding["/Differences"].get_object():
+        if isinstance(item, int):
+            code = item
+            continue
+        if str(item) in adobe_glyphs:
+            named[code] = adobe_glyphs[str(item)]
+        code += 1
+    mapped = _to_unicode(font["/ToUnicode"].get_object().get_data())
+    both = [c for c in named if c in mapped]
+    norm = lambda t: unicodedata.normalize("NFKC", t)  # noqa: E731
+    return len(both) >= BROKEN_TO_UNICODE_MIN_NAMES and all(norm(mapped[c]) != norm(named[c]) for c in both)
+
+
+def _to_unicode(cmap: bytes) -> dict[int, str]:
+    """A one-byte ToUnicode CMap's code -> text ("bfchar" pairs, "bfrange" runs and arrays)."""
+    out: dict[int, str] = {}
+    for kind, body in _CMAP_BLOCK.findall(cmap):
+        tokens = [m.group(1) if m.group(1) is not None else m.group(0) for m in _CMAP_HEX.finditer(body)]
+        i = 0
+        while i < len(tokens):
+            if kind == b"bfchar" and i + 1 < len(tokens):
+                out[int(tokens[i] or b"0", 16)] = _utf16(tokens[i + 1])
+                i += 2
+            elif kind == b"bfrange" and i + 2 < len(tokens):
+                low, high = int(tokens[i] or b"0", 16), int(tokens[i + 1] or b"0", 16)
+                if tokens[i + 2] == b"[":
+                    end = tokens.index(b"]", i + 3) if b"]" in tokens[i + 3 :] else len(tokens)
+                    for offset, dest in enumerate(tokens[i + 3 : end]):
+                        out[low + offset] = _utf16(dest)
+                    i = end + 1
+                else:
+                    first = int(tokens[i + 2] or b"0", 16)
+                    for offset in range(min(high - low, 255) + 1):
+                        out[low + offset] = chr(min(first + offset, 0x10FFFF))
+                    i += 3
+            else:
+                break
+    return out
+
+
+def _utf16(hex_text: bytes) -> str:
+    data = bytes.fromhex(hex_text.decode("ascii")) if len(hex_text) % 2 == 0 else b""
+    return data.decode("utf-16-be", "replace") if len(data) % 2 == 0 else data.decode("latin-1")
+
+
 def _content_key(page) -> tuple | None:
     """What a page's text depends on, by object reference: pages with the same key have the same
     text (a crafted file can point hundreds of pages at one content stream). None when the page
@@ -162,6 +258,7 @@ class OpenPdf:
         self._seen: dict[tuple, PageText] = {}
         self._total = 0
         self._first_page_text: str | None = None  # page 1's text, read by ``overview``
+        self._fonts_checked: set[int] = set()  # fonts whose /ToUnicode was checked (``_repair_fonts``)
 
     def pages(self, start: int, end: int, caps: TextCaps = TextCaps()) -> list[PageText]:
         max_page_chars, max_chars = caps.page_chars, caps.document_chars
@@ -172,6 +269,7 @@ class OpenPdf:
             if key is not None and key in self._seen:
                 pages.append(replace(self._seen[key], number=index + 1))
                 continue
+            _repair_fonts(page, self._fonts_checked)
             try:
                 text = self._first_page_text if index == 0 and self._first_page_text is not None else page.extract_text()
                 text = text or ""
@@ -195,6 +293,8 @@ class OpenPdf:
         """Page count (checked against ``max_pages``), cleaned metadata and the first page's title."""
         count = page_count(self.reader, max_pages)
         info = pdf_info(self.reader)
+        if count:
+            _repair_fonts(self.reader.pages[0], self._fonts_checked)
         self._first_page_text, first_page_title = _read_first_page(self.reader)
         return PdfOverview(pages=count, title=info["title"], author=info["author"], first_page_title=first_page_title)
 
@@ -218,13 +318,18 @@ def pdf_info(reader: PdfReader) -> dict[str, str]:
 _HYPHEN_BREAK = re.compile(r"(\w)-\n\s*(\w)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t\u00a0]+")
+# A space lost where a math font's Greek letter meets the text font ("valuesβ2close to 1",
+# "areα=0.001"): after a word of two or more letters, and between a numbered letter and a word.
+_GLUED_GREEK = re.compile(r"(?<=[a-z]{2})(?=[\u03b1-\u03c9])|(?<=[\u03b1-\u03c9]\d)(?=[a-z]{2})")
 
 
 def normalise(text: str) -> str:
-    """NFKC (ligatures ﬁ→fi), end-of-line hyphenation joined, whitespace tidied (lines kept)."""
+    """NFKC (ligatures ﬁ→fi), end-of-line hyphenation joined, spaces lost around Greek letters
+    put back, whitespace tidied (lines kept)."""
     text = unicodedata.normalize("NFKC", without_surrogates(text))
     text = _CONTROL.sub("", text)
     text = _HYPHEN_BREAK.sub(r"\1\2", text)
+    text = _GLUED_GREEK.sub(" ", text)
     text = _SPACES.sub(" ", text)
     return "\n".join(line.strip() for line in text.splitlines()).strip()
 

@@ -45,9 +45,18 @@ def test_the_optimizer_question_quotes_and_cites_the_sentence_with_the_betas(off
 
 def test_greek_letters_typed_as_words_are_found_as_the_papers_print_them(offline_bot, corpus):
     # "beta2" is "β2" in the paper; before, no candidate held "beta2" and the question was declined
-    answer = offline_bot.ask("Which beta1 and beta2 values did the Transformer train with?", CLI_SCOPE)
+    answer = offline_bot.ask("Why would RMSProp blow up with beta2 near one?", CLI_SCOPE)
     assert answer.grounded, answer.text
-    assert "β2 = 0.98" in answer.text
+    assert "β2 close to 1" in bullets(answer.text)[0], answer.text
+    assert cited_titles(answer)[0].startswith("Adam:"), answer.text
+
+
+def test_math_a_broken_font_map_garbles_is_read_from_the_font_s_glyph_names(offline_bot, corpus):
+    # The Adam paper's math fonts map /alpha to "↵" and /beta to U+0000: "↵=0.001, 1=0.9, 2=0.999"
+    answer = offline_bot.ask("Which values of beta1 and beta2 does Adam use by default?", CLI_SCOPE)
+    assert answer.grounded, answer.text
+    assert "β2=0.999" in answer.text.replace(" ", ""), answer.text
+    assert "↵" not in answer.text and "✏" not in answer.text
 
 
 @pytest.mark.parametrize(
