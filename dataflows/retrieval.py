@@ -573,7 +573,7 @@ RERANK_WEIGHTS = {
     "reference_list": -0.5,
     "prose": 0.5,
     "quantity": 0.5,
-    "opening": 2.0,
+    "opening": 4.0,
     "asked_paper": 2.0,
 }
 CROSS_ENCODER_WEIGHT = 1.5
@@ -581,7 +581,10 @@ CROSS_ENCODER_WEIGHT = 1.5
 RELEVANCE_COVERAGE_WEIGHT = 0.5
 _OVERVIEW_REQUEST = re.compile(
     r"^\W*(?:summari[sz]e|summary|give an overview|overview|tl;?dr|what (?:is|are) (?:this|these|the)"
-    r"(?: [\w:-]+){0,6}? (?:paper|document|article|report)s?(?: [\w:-]+){0,6}? about)\b",
+    r"(?: [\w:-]+){0,6}? (?:paper|document|article|report)s?(?: [\w:-]+){0,6}? about"
+    r"|what (?:is|are|was|were) (?:the )?(?:main|key|central|core|major) (?:finding|claim|contribution|idea|result"
+    r"|point|takeaway|message|conclusion)s? of (?:this|the|that)\b"
+    r"|what does (?:this|the|that)(?: [\w:-]+){0,4}? (?:paper|article|work) (?:show|find|propose|claim|contribute))\b",
     re.IGNORECASE,
 )
 MAX_SUB_QUESTIONS = 3

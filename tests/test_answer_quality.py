@@ -300,6 +300,11 @@ def test_who_wrote_it_in_a_thread_is_answered_with_the_byline_of_the_paper_asked
         ("Summarize the BERT paper", "BERT:", "We introduce a new language representation model called BERT"),
         ("tl;dr of the BEIR paper", "BEIR:", "we introduce Benchmarking-IR (BEIR)"),
         ("What is the paper on dense passage retrieval about?", "Dense Passage Retrieval", "dense representations alone"),
+        # named by its initials, the paper's other chunks all match it too: the abstract still comes first
+        ("Summarise the DPR paper", "Dense Passage Retrieval", "dense representations alone"),
+        # asked for its main finding or contributions: the abstract says them
+        ("What is the main finding of the ResNet paper?", "Deep Residual Learning", "residual learning framework"),
+        ("What are the key contributions of the RAG paper?", "Retrieval-Augmented Generation", "fine-tuning recipe"),
     ],
 )
 def test_a_request_for_an_overview_is_answered_from_the_abstract(offline_bot, corpus, question, title, opening):
