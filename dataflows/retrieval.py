@@ -997,13 +997,17 @@ def _compounds(text: str) -> list[str]:
 def _keyword_query(text: str) -> str:
     """The text the keyword (BM25) leg searches for: the question, with each Greek letter it
     spells out also written as the papers print it ("beta2" and "β2": the index holds "β2")."""
-    greek = [unicodedata.lookup(f"GREEK SMALL LETTER {m.group(1).upper()}") + m.group(2) for m in _GREEK_NAME.finditer(text)]
+    greek = [_GREEK_LETTERS[m.group(1).lower()] + m.group(2) for m in _GREEK_NAME.finditer(text)]
     return " ".join([text, *dict.fromkeys(greek)])
 
 
 def _greek_name(letter: str) -> str:
-    """A Greek letter's name, as it is typed: "β" -> "beta"."""
-    return unicodedata.name(letter, "x").split()[-1].lower()
+    """A Greek letter's name, as it is typed: "β" -> "beta", "λ" -> "lambda" (Unicode spells it "lamda")."""
+    name = unicodedata.name(letter, "x").split()[-1].lower()
+    return "lambda" if name == "lamda" else name
+
+
+_GREEK_LETTERS = {_greek_name(chr(code)): chr(code) for code in range(0x3B1, 0x3CA)}  # "beta" -> "β"
 
 
 def _min_max(values: Sequence[float]) -> list[float]:

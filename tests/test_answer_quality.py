@@ -51,6 +51,13 @@ def test_greek_letters_typed_as_words_are_found_as_the_papers_print_them(offline
     assert cited_titles(answer)[0].startswith("Adam:"), answer.text
 
 
+@pytest.mark.parametrize("letter", ["lambda", "epsilon", "sigma2", "Omega"])
+def test_every_greek_letter_typed_as_a_word_gets_a_reply(offline_bot, corpus, letter):
+    # Unicode spells λ "lamda": looking "lambda" up by its name failed the whole question
+    answer = offline_bot.ask(f"What value of {letter} do the papers use?", CLI_SCOPE)
+    assert answer.text.startswith("•") or "couldn't find" in answer.text, answer.text
+
+
 def test_math_a_broken_font_map_garbles_is_read_from_the_font_s_glyph_names(offline_bot, corpus):
     # The Adam paper's math fonts map /alpha to "↵" and /beta to U+0000: "↵=0.001, 1=0.9, 2=0.999"
     answer = offline_bot.ask("Which values of beta1 and beta2 does Adam use by default?", CLI_SCOPE)
