@@ -104,7 +104,9 @@ def retrieved_passages(
     return store.search(_keyword_query(search_text), query_embedding, scope, limit=limit, alpha=alpha)
 
 
-def named_papers(search_text: str, retrieved_passages: list[Passage]) -> dict[str, str]:
+def named_papers(
+    search_text: str, retrieved_passages: list[Passage], query_embedding: list[float], scope: Scope, store: Store
+) -> dict[str, str]:
     """The papers a question names, name -> document id in the order named, when it joins two or
     more names ("BERT and the Transformer", "compare X with Y"); else none. A name picks the
     candidate paper it belongs to: the paper's title names it ("BERT: …", "DPR" for "Dense Passage
@@ -112,8 +114,9 @@ def named_papers(search_text: str, retrieved_passages: list[Passage]) -> dict[st
     ("Transformer" in "Attention Is All You Need", where BERT's paper uses it more but uses "BERT"
     most). Each paper is picked once, titles first; a name that picks no paper ("BM25"), or that
     the other named papers all use ("Adam" in "the Adam settings of the Transformer and of BERT"),
-    stays a term of every sub-question. When fewer than two names pick a paper, every
-    name is kept, those picking no paper ("" : any paper) searched over all of them."""
+    stays a term of every sub-question (whether a paper uses a name is looked up in the whole
+    paper, by keyword, when the candidates do not show it). When fewer than two names pick a
+    paper, every name is kept, those picking no paper ("" : any paper) searched over all of them."""
     first, _, rest = search_text.partition(" ")
     found = list(_NAME.finditer(rest))
     names = list(dict.fromkeys(m.group(1) for m in found))
@@ -124,7 +127,19 @@ def named_papers(search_text: str, retrieved_passages: list[Passage]) -> dict[st
         return {}
     picked = _picked_papers(names, retrieved_passages)
     if len(picked) > 2:
-        picked = _without_topics(picked, retrieved_passages)
+        by_doc: dict[str, list[Passage]] = {}
+        for p in retrieved_passages:
+            by_doc.setdefault(p.chunk.document_id, []).append(p)
+
+        def uses(name: str, doc: str) -> bool:
+            return bool(
+                _name_count(name, by_doc[doc])
+                or _name_count(
+                    name, store.search(name, query_embedding, scope, limit=TOPIC_CHUNKS, alpha=0.0, document_id=doc)
+                )
+            )
+
+        picked = _without_topics(picked, uses, {doc: group[0].title for doc, group in by_doc.items()})
     if len(picked) > 1:
         return {name: picked[name] for name in names if name in picked}
     return {name: picked.get(name, "") for name in names}  # fewer than two papers named: each name searched
@@ -328,7 +343,12 @@ def relevant_passages(
         if pick is not None:
             best[name] = pick
     if len(best) > 2:
-        kept_names = _without_topics({n: p.chunk.document_id for n, p in best.items()}, list(best.values()))
+        chunk_of = {p.chunk.document_id: p for p in best.values()}
+        kept_names = _without_topics(
+            {n: p.chunk.document_id for n, p in best.items()},
+            lambda name, doc: _name_count(name, [chunk_of[doc]]) > 0,
+            {doc: p.title for doc, p in chunk_of.items()},
+        )
         best = {n: p for n, p in best.items() if n in kept_names}
     firsts = [next((p for p in ranked_passages if p.chunk_id == pick.chunk_id), pick) for pick in best.values()]
     if len(firsts) > 1:  # each named paper's best chunk first, then the rest
@@ -589,6 +609,7 @@ _OVERVIEW_REQUEST = re.compile(
 )
 MAX_SUB_QUESTIONS = 3
 SUB_QUESTION_CANDIDATES = 24
+TOPIC_CHUNKS = 3  # a paper's chunks read to see whether it uses a name the question joins to others
 OPENING_CANDIDATES = 8
 # A name: a word with a capital after its first letter or a digit (BERT, ResNet, word2vec,
 # CIFAR-10), or a capitalised word of three letters or more (Transformer, Adam).
@@ -751,16 +772,13 @@ def _picked_papers(names: list[str], passages: list[Passage], *, by_title: bool 
     return picked
 
 
-def _without_topics(picked: dict[str, str], passages: list[Passage]) -> dict[str, str]:
-    """Of three or more named papers, the names each other named paper uses left out ("Adam" in
-    "the Adam settings of the Transformer and of BERT", "Wikipedia" in "How do DPR and RAG use
+def _without_topics(picked: dict[str, str], uses: Callable[[str, str], bool], titles: dict[str, str]) -> dict[str, str]:
+    """Of three or more named papers, the names each other named paper ``uses`` left out ("Adam"
+    in "the Adam settings of the Transformer and of BERT", "Wikipedia" in "How do DPR and RAG use
     Wikipedia?"): what the papers are asked about, not papers to cite. A name its paper's title
     holds ("DPR", which RAG and BEIR use too) is left out last; two papers stay."""
-    by_doc: dict[str, list[Passage]] = {}
-    for p in passages:
-        by_doc.setdefault(p.chunk.document_id, []).append(p)
-    topics = [n for n in picked if all(_name_count(n, by_doc[picked[m]]) for m in picked if m != n)]
-    topics.sort(key=lambda n: _title_names(by_doc[picked[n]][0].title, n))  # names of no title first
+    topics = [n for n in picked if all(uses(n, picked[m]) for m in picked if m != n)]
+    topics.sort(key=lambda n: _title_names(titles[picked[n]], n))  # names of no title first
     dropped = set(topics[: len(picked) - 2])
     return {n: doc for n, doc in picked.items() if n not in dropped}
 

@@ -221,6 +221,15 @@ def test_a_name_both_named_papers_use_is_what_they_are_asked_about(offline_bot, 
     assert all("Wikipedia" in bullet for bullet in bullets(answer.text)), answer.text
 
 
+def test_a_name_the_named_papers_use_outside_the_candidates_is_still_the_topic(offline_bot, corpus):
+    # "Adam" names the Adam paper too, and the Transformer's "We used the Adam optimizer" chunk is
+    # not among the whole question's candidates: each paper's part is searched with "Adam" kept
+    answer = offline_bot.ask("Which Adam betas did BERT and the Transformer use?", CLI_SCOPE)
+    cited = cited_titles(answer)
+    assert any(t.startswith("BERT:") for t in cited) and "Attention Is All You Need" in cited, answer.text
+    assert "β2 = 0.999" in answer.text and "β2 = 0.98" in answer.text, answer.text
+
+
 def test_bracketed_numbers_in_a_document_never_become_citations(offline_bot, corpus):
     scope = Scope("T-forge", "C-forge")
     offline_bot.ingest_pdf((PDFS / "1706.03762.pdf").read_bytes(), Provenance(scope=scope, source="slack"))
