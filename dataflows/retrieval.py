@@ -76,9 +76,15 @@ def clean_question(question: str) -> str:
 
 
 def search_text(clean_question: str, history: list[tuple[str, str]]) -> str:
-    """What is searched for: a follow-up in a thread is searched together with the previous question."""
-    earlier = [text for role, text in history if role == "user" and text.strip() and text.strip() != clean_question]
-    return f"{earlier[-1][:500]} {clean_question}" if earlier else clean_question
+    """What is searched for: a follow-up in a thread is searched together with the previous
+    question and, when neither names anything, with the last question of the thread that did
+    ("What is BERT?" → "How many layers does the large one have?" → "And what was it trained
+    on?" is still about BERT)."""
+    earlier = [text[:500] for role, text in history if role == "user" and text.strip() and text.strip() != clean_question]
+    if not earlier:
+        return clean_question
+    named = "" if _names(clean_question) else next((text for text in reversed(earlier) if _names(text)), "")
+    return " ".join(dict.fromkeys(t for t in (named, earlier[-1], clean_question) if t))
 
 
 def query_embedding(search_text: str, embedder: Embedder) -> list[float]:

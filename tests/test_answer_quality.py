@@ -310,6 +310,18 @@ def test_who_wrote_it_in_a_thread_is_answered_with_the_byline_of_the_paper_asked
     assert_byline(answer, "BERT:", "Devlin")
 
 
+def test_a_follow_up_two_questions_into_a_thread_is_still_about_the_paper_the_thread_named(offline_bot, corpus):
+    history = [
+        ("user", "What is BERT?"),
+        ("assistant", "• We introduce BERT … [1]"),
+        ("user", "How many layers does the large one have?"),
+        ("assistant", "• … BERTLARGE (L=24, H=1024, A=16, Total Parameters=340M). [1]"),
+    ]
+    answer = offline_bot.ask("And what was it trained on?", CLI_SCOPE, history=history)
+    assert answer.grounded, answer.text
+    assert all(t.startswith("BERT:") for t in cited_titles(answer)), answer.text
+
+
 @pytest.mark.parametrize(
     ("question", "title", "opening"),
     [
