@@ -200,13 +200,20 @@ def sub_question_passages(
     ]
 
 
+def opening_request(clean_question: str, search_text: str, asked_paper: str) -> bool:
+    """Whether a paper's first chunk (byline and abstract) answers the question: "who wrote …?",
+    "summarise …", "what are the key contributions of …", or "what is X?" where X is a paper's
+    name by its title ("What is BERT?", "What is DPR?"; not "What is nDCG@10?")."""
+    return _asks_for_opening(search_text) or bool(asked_paper and _WHAT_IS.match(clean_question))
+
+
 def opening_passages(
-    search_text: str, query_embedding: list[float], scope: Scope, store: Store, alpha: float
+    search_text: str, query_embedding: list[float], scope: Scope, store: Store, alpha: float, opening_request: bool
 ) -> list[Passage]:
-    """For "who wrote …?" or "summarise …", the papers' first chunks (title, byline, abstract) that
-    best match the question: the whole-question search may miss them ("tl;dr of the BEIR paper");
+    """For an ``opening_request``, the papers' first chunks (title, byline, abstract) that best
+    match the question: the whole-question search may miss them ("tl;dr of the BEIR paper");
     none for other questions."""
-    if not _asks_for_opening(search_text):
+    if not opening_request:
         return []
     return store.search(
         _keyword_query(search_text), query_embedding, scope, limit=OPENING_CANDIDATES, alpha=alpha, first_chunks=True
@@ -230,6 +237,7 @@ def ranked_passages__on(
     sub_question_passages: list[list[Passage]],
     opening_passages: list[Passage],
     asked_paper: str,
+    opening_request: bool,
     reranker: Reranker | None,
 ) -> list[Passage]:
     """The second ranking stage: candidates re-ordered by local signals (best-sentence BM25,
@@ -238,7 +246,7 @@ def ranked_passages__on(
     paper the question names, a paper's first chunk for "who wrote …"), plus a cross-encoder's
     scores when one is configured. Each passage's ``score`` becomes its second-stage score."""
     candidates = _merged(retrieved_passages, [*sub_question_passages, opening_passages])
-    return _second_stage(search_text, query_embedding, candidates, reranker, asked_paper)
+    return _second_stage(search_text, query_embedding, candidates, reranker, asked_paper, opening_request)
 
 
 @config.when(rerank="off")
@@ -257,7 +265,7 @@ def ranked_sub_question_passages__on(
     """Each sub-question's chunks ordered by the second stage, scored against the sub-question
     itself, so each named paper's best chunk is the one that answers its part of the question."""
     return [
-        _second_stage(q, v, found, reranker)
+        _second_stage(q, v, found, reranker, opening=_asks_for_opening(q))
         for q, v, found in zip(sub_questions, sub_question_embeddings, sub_question_passages)
     ]
 
@@ -311,6 +319,7 @@ def relevant_passages(
     query_embedding: list[float],
     search_text: str,
     relevance: float,
+    opening_request: bool,
     top_k: int,
     min_relevance: float,
     decline_below: float,
@@ -324,7 +333,7 @@ def relevant_passages(
     for a summary or an overview ("Summarise …") or for a paper's authors is declined only when it
     names something no candidate holds ("Summarise the Llama 2 paper": ``relevance`` 0): it names
     no fact to look for, and a paper's first chunk answers it."""
-    opening = _asks_for_opening(search_text)  # a paper's first chunk answers it, however unlike the question
+    opening = opening_request  # a paper's first chunk answers it, however unlike the question
     if relevance < decline_below and not (opening and relevance > 0):
         return []
     kept: list[Passage] = []
@@ -468,6 +477,7 @@ def draft_answer__extractive(
     numbered_sources: list[Citation],
     sub_questions: list[str],
     asked_paper: str,
+    opening_request: bool,
     embedder: Embedder,
 ) -> str:
     """Offline answer: the sentence of the best-ranked source that best answers the question,
@@ -484,10 +494,11 @@ def draft_answer__extractive(
     if not numbered_sources:
         return NOT_IN_SOURCES
     top = numbered_sources[0].passage.chunk
-    opening = sentences(top.text) if top.index == 0 and _asks_for_opening(search_text) else []
-    if opening and _BYLINE_QUESTION.search(search_text) and len(opening[0]) <= MAX_BYLINE_CHARS:
+    opening = sentences(top.text) if top.index == 0 and opening_request else []
+    byline = bool(_BYLINE_QUESTION.search(search_text))
+    if opening and byline and len(opening[0]) <= MAX_BYLINE_CHARS:
         return f"• {opening[0]} [1]"  # title and authors, as the paper prints them
-    if opening and _OVERVIEW_REQUEST.search(search_text):
+    if opening and not byline:
         abstract = [s for s in opening[1:] if is_prose(s)]  # after the byline
         own = next((i for i, s in enumerate(abstract) if _THE_PAPER_SPEAKS.search(s)), 0)
         if abstract:
@@ -605,6 +616,8 @@ RERANK_WEIGHTS = {
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
 RELEVANCE_COVERAGE_WEIGHT = 0.5
+# "What is BERT?": a question naming only a paper (``opening_request`` when a title names it).
+_WHAT_IS = re.compile(r"^\W*what(?:'s|\s+is|\s+are)\s+(?:the\s+)?[\w.-]+(?:\s+[\w.-]+)?\s*\??\s*$", re.IGNORECASE)
 _OVERVIEW_REQUEST = re.compile(
     r"^\W*(?:summari[sz]e|summary|give an overview|overview|tl;?dr|what (?:is|are) (?:this|these|the)"
     r"(?: [\w:-]+){0,6}? (?:paper|document|article|report)s?(?: [\w:-]+){0,6}? about"
@@ -662,14 +675,19 @@ _COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|
 
 
 def _second_stage(
-    question: str, query_embedding: list[float], passages: list[Passage], reranker: Reranker | None, paper: str = ""
+    question: str,
+    query_embedding: list[float],
+    passages: list[Passage],
+    reranker: Reranker | None,
+    paper: str = "",
+    opening: bool = False,
 ) -> list[Passage]:
     """The passages ordered by the weighted sum of their signals (plus a cross-encoder's scores
     when one is configured); each passage's ``score`` becomes that sum. ``paper``: the paper the
     question names, if one."""
     if not passages:
         return []
-    signals = _rerank_signals(question, query_embedding, passages, paper)
+    signals = _rerank_signals(question, query_embedding, passages, paper, opening)
     scores = [sum(RERANK_WEIGHTS[k] * v for k, v in s.items() if k in RERANK_WEIGHTS) for s in signals]
     if reranker is not None:
         cross = reranker.scores(question, [p.chunk.embedding_text for p in passages])
@@ -679,7 +697,7 @@ def _second_stage(
 
 
 def _rerank_signals(
-    question: str, query_embedding: list[float], passages: list[Passage], paper: str = ""
+    question: str, query_embedding: list[float], passages: list[Passage], paper: str = "", opening: bool = False
 ) -> list[dict[str, float]]:
     """Each candidate's second-stage signals, each scaled to 0-1 over the candidates."""
     terms = _question_terms(question)
@@ -731,7 +749,6 @@ def _rerank_signals(
     cosine_rank = _rank_fraction(cosines)
     prose = [_prose_share(group) for group in chunk_units]
     hybrid = _min_max([p.score for p in passages])
-    opening = _asks_for_opening(question)
     cosine = _min_max(cosines)
     bm25_scaled = _min_max(best_bm25)
     return [

@@ -333,6 +333,9 @@ def test_a_follow_up_two_questions_into_a_thread_is_still_about_the_paper_the_th
         # asked for its main finding or contributions: the abstract says them
         ("What is the main finding of the ResNet paper?", "Deep Residual Learning", "residual learning framework"),
         ("What are the key contributions of the RAG paper?", "Retrieval-Augmented Generation", "fine-tuning recipe"),
+        # "what is X?" where X is a paper's name by its title: the paper's own definition
+        ("What is BERT?", "BERT:", "We introduce a new language representation model called BERT"),
+        ("what's DPR", "Dense Passage Retrieval", "dense representations alone"),
     ],
 )
 def test_a_request_for_an_overview_is_answered_from_the_abstract(offline_bot, corpus, question, title, opening):
@@ -370,8 +373,9 @@ def test_the_second_bullet_does_not_repeat_the_first(offline_bot, corpus, questi
     "question",
     [
         # short questions are unlike every chunk by cosine; their terms are found, so they are answered
-        "What is DPR?",
+        # ("What is DPR?" is answered from DPR's abstract: the overview test)
         "What is ArguAna?",
+        "What is FAISS?",
     ],
 )
 def test_a_short_question_whose_terms_are_found_is_answered(offline_bot, corpus, question):

@@ -193,6 +193,7 @@ def test_unrelated_and_near_duplicate_passages_are_not_sources(extractive):
             "query_embedding": [1.0, 0.0],
             "search_text": "Which optimizer did the Transformer use?",
             "relevance": 1.0,
+            "opening_request": False,
         },
     )
     assert [p.chunk_id for p in out["relevant_passages"]] == ["c1", "c2"]
