@@ -68,6 +68,12 @@ PROSE_MIN_LOWER_SHARE = 0.15
 # not end as a sentence does, and its last words are not lower-case words.
 LABELS_TAIL_WORDS = 6
 _SENTENCE_ENDING = re.compile(r"[^.\s]\s?[.!]$")
+# … and a sentence cut off by a page, column or equation ends on a word that cannot end one
+# ("… and then use R words from history and", "The training complexity of this architecture is
+# proportional to").
+_DANGLING_WORDS = frozenset(
+    "a an the and or nor but of to in on for with by from as at that which than is are was were be".split()
+)
 
 
 @dataclass(frozen=True)
@@ -192,15 +198,17 @@ def _run_in_heading(piece: str) -> list[str]:
 
 def is_prose(sentence: str) -> bool:
     """A sentence fit to quote as an answer: not a heading, caption, table row or fragment, nor a
-    sentence running on into a figure's labels, and not a question (a paper's "Does BERT really
-    need …?" states nothing)."""
+    sentence cut off mid-way or running on into a figure's labels, and not a question (a paper's
+    "Does BERT really need …?" states nothing)."""
     (unit,) = units(sentence)[:1] or (Unit("", "table"),)
     if unit.kind != "text" or _CAPTION.match(sentence) or sentence[:1].islower():
         return False  # a sentence starting in lower case is the tail of one a figure or table cut
     if sentence.rstrip().endswith("?"):
         return False
     words = sentence.split()
-    if not _SENTENCE_ENDING.search(sentence) and not any(_LOWER_WORD.fullmatch(w) for w in words[-LABELS_TAIL_WORDS:]):
+    if not _SENTENCE_ENDING.search(sentence) and (
+        words[-1] in _DANGLING_WORDS or not any(_LOWER_WORD.fullmatch(w) for w in words[-LABELS_TAIL_WORDS:])
+    ):
         return False
     letters = sum(ch.isalpha() for ch in sentence)
     lower = sum(bool(_LOWER_WORD.fullmatch(w)) for w in words)

@@ -130,6 +130,8 @@ def test_a_question_asking_for_an_amount_is_answered_with_one_when_the_best_sour
         # a sentence a figure cut, running on into the figure's labels
         ("Which accuracy did skip-gram reach on the semantic questions?", "INPUT PROJECTION"),
         ("What percentage of tokens are masked in BERT?", "Trm Trm"),
+        # a sentence cut off mid-way, ending on "and"
+        ("How much faster is skip-gram than the NNLM?", "R words from history and"),
         # a question the paper asks itself states nothing
         ("How long was BERT pre-trained for?", "Question: Does BERT"),
         # a section number glued to an upper-case heading, printed on its first sentence's line
