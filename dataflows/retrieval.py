@@ -153,8 +153,8 @@ def named_papers(
 
 def asked_paper(search_text: str, retrieved_passages: list[Passage], named_papers: dict[str, str]) -> str:
     """The one paper a question is about when it names exactly one by its title ("What hardware
-    was BERT trained on?", "what dropout did bert use?" -> "BERT: Pre-training …"; "DPR" -> "Dense
-    Passage Retrieval …"); "" when it names none, or two or more (``named_papers`` covers those).
+    was BERT trained on?", "what dropout did bert use?" -> "BERT: Pre-training …"; "DPR" or "dpr"
+    -> "Dense Passage Retrieval …"); "" when it names none, or two or more (``named_papers`` covers those).
     Only titles count: a name only one paper uses ("CPU") does not make a question about it."""
     if named_papers:
         return ""
@@ -162,6 +162,7 @@ def asked_paper(search_text: str, retrieved_passages: list[Passage], named_paper
     heads = {_title_head(p.title).lower(): _title_head(p.title) for p in retrieved_passages}
     names = [m.group(1) for m in _NAME.finditer(rest)]
     names += [heads[w.lower()] for w in re.findall(r"[\w-]+", rest) if w.lower() in heads]  # "bert": "BERT: …"
+    names += [w.upper() for w in re.findall(r"\b[a-z]{3,5}\b", rest) if w not in _STOPWORDS]  # "dpr": its initials
     papers = set(_picked_papers(list(dict.fromkeys(names)), retrieved_passages, by_title=True).values())
     return papers.pop() if len(papers) == 1 else ""
 
@@ -616,8 +617,13 @@ RERANK_WEIGHTS = {
 CROSS_ENCODER_WEIGHT = 1.5
 # The relevance that decides declining: this much term coverage, the rest best cosine.
 RELEVANCE_COVERAGE_WEIGHT = 0.5
-# "What is BERT?": a question naming only a paper (``opening_request`` when a title names it).
-_WHAT_IS = re.compile(r"^\W*what(?:'s|\s+is|\s+are)\s+(?:the\s+)?[\w.-]+(?:\s+[\w.-]+)?\s*\??\s*$", re.IGNORECASE)
+# "What is BERT?", "what does RAG stand for", "how does DPR work?": a question naming only a paper
+# (``opening_request`` when a title names it).
+_WHAT_IS = re.compile(
+    r"^\W*(?:what(?:'s|\s+is|\s+are)\s+(?:the\s+)?[\w.-]+(?:\s+[\w.-]+)?"
+    r"|(?:what\s+does|what\s+do)\s+[\w.-]+\s+stand\s+for|how\s+(?:does|do)\s+[\w.-]+\s+work)\s*\??\s*$",
+    re.IGNORECASE,
+)
 _OVERVIEW_REQUEST = re.compile(
     r"^\W*(?:summari[sz]e|summary|give an overview|overview|tl;?dr|what (?:is|are) (?:this|these|the)"
     r"(?: [\w:-]+){0,6}? (?:paper|document|article|report)s?(?: [\w:-]+){0,6}? about"

@@ -338,6 +338,9 @@ def test_a_follow_up_two_questions_into_a_thread_is_still_about_the_paper_the_th
         # "what is X?" where X is a paper's name by its title: the paper's own definition
         ("What is BERT?", "BERT:", "We introduce a new language representation model called BERT"),
         ("what's DPR", "Dense Passage Retrieval", "dense representations alone"),
+        # … typed in lower case, as people type in Slack: "rag" and "dpr" are the titles' initials
+        ("what does rag stand for", "Retrieval-Augmented Generation", "retrieval-augmented generation (RAG)"),
+        ("how does dpr work", "Dense Passage Retrieval", "dense representations alone"),
     ],
 )
 def test_a_request_for_an_overview_is_answered_from_the_abstract(offline_bot, corpus, question, title, opening):
