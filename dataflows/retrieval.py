@@ -334,15 +334,15 @@ def relevant_passages(
     for a summary or an overview ("Summarise …") or for a paper's authors is declined only when it
     names something no candidate holds ("Summarise the Llama 2 paper": ``relevance`` 0): it names
     no fact to look for, and a paper's first chunk answers it."""
-    opening = opening_request  # a paper's first chunk answers it, however unlike the question
-    if relevance < decline_below and not (opening and relevance > 0):
+    # A paper's first chunk answers an opening request, however unlike the question.
+    if relevance < decline_below and not (opening_request and relevance > 0):
         return []
     kept: list[Passage] = []
     kept_words: list[set[str]] = []
     for hit in ranked_passages:
         # The best-ranked passage stays: the question passed the relevance floor, and a short
         # question ("What is DPR?") is unlike every chunk by cosine.
-        if kept and _cosine(hit.vector, query_embedding) < min_relevance and not (opening and hit.chunk.index == 0):
+        if kept and _cosine(hit.vector, query_embedding) < min_relevance and not (opening_request and hit.chunk.index == 0):
             continue
         words = set(_WORD.findall(hit.chunk.text.lower()))
         if any(_jaccard(words, other) >= NEAR_DUPLICATE_JACCARD for other in kept_words):
