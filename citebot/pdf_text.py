@@ -87,10 +87,20 @@ def page_count(reader: PdfReader, max_pages: int) -> int:
 
 def _has_images(page) -> bool:
     try:
-        xobjects = page.get("/Resources", {}).get_object().get("/XObject", {})
-        return any(x.get_object().get("/Subtype") == "/Image" for x in xobjects.get_object().values())
+        return any(_resolved(x).get("/Subtype") == "/Image" for x in _page_xobjects(page).values())
     except Exception:
         return False
+
+
+def _page_xobjects(page) -> dict:
+    """The page's images and forms by resource name (none: an empty dictionary)."""
+    return _resolved(_resolved(page.get("/Resources")).get("/XObject"))
+
+
+def _resolved(obj) -> dict:
+    """A PDF object with its reference followed; an empty dictionary for none."""
+    obj = obj.get_object() if obj is not None else {}
+    return obj if isinstance(obj, dict) else {}
 
 
 # A font whose /ToUnicode map contradicts every glyph name its /Encoding gives (at least this
@@ -109,7 +119,7 @@ def _repair_fonts(page, checked: set[int]) -> None:
     that cannot be read is left as it is."""
     try:
         resources = [_resolved(page.get("/Resources"))]
-        for xobject in _resolved(resources[0].get("/XObject")).values():
+        for xobject in _page_xobjects(page).values():
             form = _resolved(xobject)
             if form.get("/Subtype") == "/Form" and "/Resources" in form:
                 resources.append(_resolved(form["/Resources"]))
@@ -126,12 +136,6 @@ def _repair_fonts(page, checked: set[int]) -> None:
         raise
     except Exception:
         return
-
-
-def _resolved(obj) -> dict:
-    """A PDF object with its reference followed; an empty dictionary for none."""
-    obj = obj.get_object() if obj is not None else {}
-    return obj if isinstance(obj, dict) else {}
 
 
 def _contradicts_glyph_names(font) -> bool:

@@ -49,6 +49,8 @@ UNCITED_NOTE = "_(This answer cites no source; check it against the documents.)_
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _WORD = re.compile(r"[a-z0-9]+")
 _GREEK = re.compile(r"[\u0391-\u03c9]")
+# A Greek letter's name typed in a question ("beta2", "epsilon"); names that are also short words
+# or units (pi, mu, nu, eta, xi, chi, rho) are not read as letters.
 _GREEK_NAME = re.compile(
     r"\b(alpha|beta|gamma|delta|epsilon|zeta|theta|kappa|lambda|sigma|tau|phi|psi|omega)[_-]?(\d?)\b", re.IGNORECASE
 )
