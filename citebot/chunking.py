@@ -27,18 +27,27 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 # a table's last line or a figure's axis labels to the body text it interrupts ("… for
 # ResNet-50/101/152. parameter-free, …", "… as in SGD. β1=0 β1=0.9 … log10(α) Loss").
 # A displayed equation's number ends one too ("… = softmax( QK T √dk )V (1) The two most …").
-_GLUED_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[^\W_])|(?:(?<=\(\d\))|(?<=\(\d\d\)))\s+(?=[A-Z][a-z])")
+_GLUED_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[^\W_])|(?<=[.!?][”\"’])\s+(?=[A-Z])|(?:(?<=\(\d\))|(?<=\(\d\d\)))\s+(?=[A-Z][a-z])")
 # A footnote printed into the text it annotates: its number glued to its first word or to a URL
 # ("… the 34-layer 3We have experimented …", "… left. 1https://github.com/…"), and the mark
-# after the sentence it annotates ("… passages in the end.5 Each passage …").
+# after the sentence it annotates ("… passages in the end.5 Each passage …"), also after a closing
+# quote ("… “The Annotated Transformer.”2 In this work …") or a one-letter name ("… heads as A.3 We
+# primarily report …").
 _FOOTNOTE = re.compile(r"(?<=\s)(?=\d{1,2}(?:https?://|[A-Z][a-z]))")
-_FOOTNOTE_MARK = re.compile(r"^\d{1,2}(?=[A-Z][a-z])|(?<=[a-z)][.!?])\d{1,2}(?=\s|$)")
+_FOOTNOTE_MARK = re.compile(
+    r"^\d{1,2}(?=[A-Z][a-z])|(?<=[a-z)][.!?])\d{1,2}(?=\s|$)|(?<=[.!?][”\"’])\d{1,2}(?=\s|$)"
+    r"|(?<=[a-z] [A-Z][.!?])(?<!Table [A-Z].)(?<!Appendix [A-Z].)(?<!Section [A-Z].)(?<!Figure [A-Z].)"
+    r"\d{1,2}(?=\s+[A-Z][a-z])"
+)
 # A sentence piece ending like this is not a sentence end ("et al. 2017", "Fig. 3", "e.g. X",
 # "the Wikipedia dump from Dec. 20, 2018").
 _ABBREVIATION = re.compile(
     r"(?:\b(?:al|Fig|Figs|Eq|Eqs|Sec|Secs|vs|cf|No|approx|resp|Tab|i\.e|e\.g|etc"
     r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.|\b[A-Z]\.)$"
 )
+# A one-letter name ending a sentence after a lower-case word ("… the number of heads as A."), not
+# an initial ("G. E. Hinton", "by J. Smith").
+_LETTER_NAME_END = re.compile(r"(?<=[a-z] )[A-Z]\.$")
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?$", re.IGNORECASE)
 _ARXIV_STAMP = re.compile(r"^arXiv:\d{4}\.\d{4,5}(?:v\d+)?\s*\[[^\]]*\]")
 _NUMBERED_HEADING = re.compile(
@@ -116,11 +125,16 @@ def _shape(line: str) -> str:
     return re.sub(r"\d+", "#", line.strip())
 
 
+def _ends_on_a_letter_name(before: str, after: str) -> bool:
+    return bool(_LETTER_NAME_END.search(before)) and after.split(" ", 1)[0] in _SENTENCE_OPENERS
+
+
 def _split(text: str, end: re.Pattern[str] = _SENTENCE_END) -> list[str]:
     pieces = [p.strip() for p in end.split(text) if p.strip()]
     merged: list[str] = []
     for piece in pieces:
-        if merged and _ABBREVIATION.search(merged[-1]):
+        # "as A. We …" ends a sentence: a one-letter name (a variable) before a word that opens one
+        if merged and _ABBREVIATION.search(merged[-1]) and not _ends_on_a_letter_name(merged[-1], piece):
             merged[-1] = f"{merged[-1]} {piece}"
         else:
             merged.append(piece)

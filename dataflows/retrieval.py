@@ -678,6 +678,8 @@ _AMOUNT_KINDS = (
     ),
 )
 _NUMBERED_THING = re.compile(r"\b(?:Figure|Fig\.|Table|Section|Sec\.|Eq\.|Eqn\.|Equation|Appendix|Algorithm)\s*\(?[A-Z]?\d+")
+# A citation's numbers are not amounts: "[20]", "[ref 13, 14]", "(Wu et al., 2016)", "Vaswani et al. (2017)".
+_CITED = re.compile(r"\[(?:ref\s*)?\d+(?:\s*[,;–-]\s*(?:ref\s*)?\d+)*\]|\([^()]*\b(?:19|20)\d\d[a-z]?\)")
 _CONJUNCTION = re.compile(r"\b(and|or|versus|vs\.?|with)\b", re.I)
 _COMPARATIVE = re.compile(r"\b(compare[ds]?|comparison|versus|vs\.?|both|differ|difference|differences|between)\b", re.I)
 
@@ -932,11 +934,15 @@ def _one_edit(a: str, b: str) -> bool:
 
 
 def _has_amount(sentence: str, question: str) -> bool:
-    """A sentence with a number in it other than a figure's, table's or section's number; of the
-    kind the question asks for, when it asks for a share ("what share of tokens": 15%) or a
-    duration ("how long": 3.5 days)."""
-    text = _NUMBERED_THING.sub(" ", sentence)
-    return bool((_asked_amount(question) or _NUMBER).search(text))
+    """A sentence with a number in it other than a figure's, table's or section's number, a
+    citation's, or one the question itself holds; of the kind the question asks for, when it
+    asks for a share ("what share of tokens": 15%) or a duration ("how long": 3.5 days)."""
+    text = _CITED.sub(" ", _NUMBERED_THING.sub(" ", sentence))
+    asked = _asked_amount(question)
+    if asked is not None:
+        return bool(asked.search(text))
+    named = set(_NUMBER.findall(question))  # "what top-5 error …": the 5 of "top-5" is not the answer
+    return any(n not in named for n in _NUMBER.findall(text))
 
 
 def _asked_amount(question: str) -> re.Pattern[str] | None:

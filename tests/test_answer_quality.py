@@ -74,6 +74,10 @@ def test_math_a_broken_font_map_garbles_is_read_from_the_font_s_glyph_names(offl
         ("How many parameters does BERT large have?", "340M"),
         # "how long" asks for a duration: not the sentence sharing most words ("big", "trained")
         ("How long did training the big Transformer take?", "3.5 days"),
+        # a number the question holds is not the answer: not "The top-5 error is on the test set …",
+        # and a citation's numbers ("Adagrad [7]", "Wu et al., 2016") are not amounts
+        ("What top-5 error does ResNet reach on the ImageNet test data?", "%"),
+        ("How many layers are in BERT large and in the original Transformer encoder?", "L=24"),
     ],
 )
 def test_a_question_asking_for_an_amount_is_answered_first_with_the_number(offline_bot, corpus, question, number):
@@ -127,6 +131,9 @@ def test_a_question_asking_for_an_amount_is_answered_with_one_when_the_best_sour
         # footnotes printed into the sentence they annotate: their marks and their links
         ("Into how many passages was English Wikipedia split for DPR?", "end.5 Each"),
         ("How many layers do BERT large and the original Transformer encoder have?", "1https://"),
+        # … after a closing quote or a one-letter name: not a sentence end, so a bullet ran on
+        ("How big is BERT base in layers, hidden size and attention heads?", "Transformer.”2 In"),
+        ("How big is BERT base in layers, hidden size and attention heads?", "as A.3 We"),
         # a sentence a figure cut, running on into the figure's labels
         ("Which accuracy did skip-gram reach on the semantic questions?", "INPUT PROJECTION"),
         ("What percentage of tokens are masked in BERT?", "Trm Trm"),
