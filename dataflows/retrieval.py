@@ -758,7 +758,9 @@ def _rerank_signals(
     lexical_rank = _rank_fraction(lexical)
     cosine_rank = _rank_fraction(cosines)
     prose = [_prose_share(group) for group in chunk_units]
-    hybrid = _min_max([p.score for p in passages])
+    # The hybrid search's order, by rank: its fused scores crowd the candidates near 0 below a few
+    # top ones, and the sub-questions' and first chunks' searches score on other scales.
+    hybrid = _rank_fraction([p.score for p in passages])
     cosine = _min_max(cosines)
     bm25_scaled = _min_max(best_bm25)
     return [

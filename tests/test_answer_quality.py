@@ -108,6 +108,21 @@ def test_answer_bullets_carry_no_captions_page_numbers_or_headings(offline_bot, 
         assert not JUNK.search(citation.excerpt), citation.excerpt
 
 
+@pytest.mark.parametrize(
+    ("question", "answer_words"),
+    [
+        # the hybrid search's order counts by rank in the second stage: before, its fused scores
+        # (a few high, the rest near 0) let a chunk sharing the words outrank the answering one
+        ("what's the transformer's model dimension", "dmodel = 512"),
+        ("Is BERT bidirectional?", "BERT uses a bidirectional Transformer"),
+        ("What is the difference between RAG-Sequence and RAG-Token?", "require different ways"),
+    ],
+)
+def test_the_first_bullet_answers_a_question_its_words_alone_do_not_single_out(offline_bot, corpus, question, answer_words):
+    answer = offline_bot.ask(question, CLI_SCOPE)
+    assert answer_words in bullets(answer.text)[0], answer.text
+
+
 def test_a_question_naming_one_paper_is_answered_from_it(offline_bot, corpus):
     # "dimension" is the Transformer paper's word (dmodel); the question names DPR by its initials.
     answer = offline_bot.ask("What is the embedding dimension of DPR?", CLI_SCOPE)
