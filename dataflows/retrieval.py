@@ -153,11 +153,39 @@ def named_papers(
     return {name: picked.get(name, "") for name in names}  # fewer than two papers named: each name searched
 
 
-def asked_paper(search_text: str, retrieved_passages: list[Passage], named_papers: dict[str, str]) -> str:
+def introducing_passages(
+    search_text: str,
+    retrieved_passages: list[Passage],
+    named_papers: dict[str, str],
+    query_embedding: list[float],
+    scope: Scope,
+    store: Store,
+) -> list[Passage]:
+    """For each name in a question that names no more than one paper and that no candidate's title
+    holds ("the Transformer", "the transformer paper"), the papers' first chunks (title, byline,
+    abstract) found by the name, read by ``asked_paper`` for the abstract introducing it."""
+    if named_papers:
+        return []
+    _, _, rest = search_text.partition(" ")
+    titles = {p.title for p in retrieved_passages}
+    named = [m.group(1) for m in _NAME.finditer(rest)] + _PAPER_CALLED.findall(rest)  # "the transformer paper"
+    names = [n for n in dict.fromkeys(named) if n.lower() not in _STOPWORDS and not any(_title_names(t, n) for t in titles)]
+    found = (
+        store.search(name, query_embedding, scope, limit=INTRODUCING_CANDIDATES, alpha=0.0, first_chunks=True)
+        for name in names
+    )
+    return list({p.chunk_id: p for group in found for p in group}.values())
+
+
+def asked_paper(
+    search_text: str, retrieved_passages: list[Passage], named_papers: dict[str, str], introducing_passages: list[Passage]
+) -> str:
     """The one paper a question is about when it names exactly one by its title ("What hardware
     was BERT trained on?", "what dropout did bert use?" -> "BERT: Pre-training …"; "DPR" or "dpr"
-    -> "Dense Passage Retrieval …"); "" when it names none, or two or more (``named_papers`` covers those).
-    Only titles count: a name only one paper uses ("CPU") does not make a question about it."""
+    -> "Dense Passage Retrieval …"), or by the name its abstract introduces ("What is the Transformer?"
+    -> "Attention Is All You Need": "We propose a new simple network architecture, the Transformer");
+    "" when it names none, or two or more (``named_papers`` covers those). Only titles and abstracts
+    count: a name only one paper uses ("CPU") does not make a question about it."""
     if named_papers:
         return ""
     _, _, rest = search_text.partition(" ")
@@ -166,6 +194,11 @@ def asked_paper(search_text: str, retrieved_passages: list[Passage], named_paper
     names += [heads[w.lower()] for w in re.findall(r"[\w-]+", rest) if w.lower() in heads]  # "bert": "BERT: …"
     names += [w.upper() for w in re.findall(r"\b[a-z]{3,5}\b", rest) if w not in _STOPWORDS]  # "dpr": its initials
     papers = set(_picked_papers(list(dict.fromkeys(names)), retrieved_passages, by_title=True).values())
+    if not papers:  # a paper whose abstract introduces the name: "We propose … the Transformer"
+        named = [m.group(1) for m in _NAME.finditer(rest)] + _PAPER_CALLED.findall(rest)
+        for name in dict.fromkeys(named):
+            introduces = re.compile(_INTRODUCES.format(name=re.escape(name)), re.IGNORECASE)
+            papers |= {p.chunk.document_id for p in introducing_passages if introduces.search(p.chunk.text)}
     return papers.pop() if len(papers) == 1 else ""
 
 
@@ -638,6 +671,14 @@ MAX_SUB_QUESTIONS = 3
 SUB_QUESTION_CANDIDATES = 24
 TOPIC_CHUNKS = 3  # a paper's chunks read to see whether it uses a name the question joins to others
 OPENING_CANDIDATES = 8
+# A paper introduces a name when its first chunk says so: "We introduce Adam", "We propose a new simple
+# network architecture, the Transformer", "… a new language representation model called BERT".
+_INTRODUCES = (
+    r"\bwe\s+(?:propose|introduce|present)\s+(?:{name}\b|[^.,;]{{0,60}},\s+the\s+{name}\b)"
+    r"|\b(?:called|named|dubbed)\s+(?:the\s+)?{name}\b"
+)
+_PAPER_CALLED = re.compile(r"\b([\w-]{3,})\s+paper\b", re.IGNORECASE)  # "the transformer paper"
+INTRODUCING_CANDIDATES = 3  # first chunks read, found by the name (keyword search)
 # A name: a word with a capital after its first letter or a digit (BERT, ResNet, word2vec,
 # CIFAR-10), or a capitalised word of three letters or more (Transformer, Adam).
 _NAME = re.compile(

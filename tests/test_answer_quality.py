@@ -321,6 +321,9 @@ def test_a_misspelt_name_is_answered_not_declined(offline_bot, corpus, question,
         ("who are the authors of the word2vec paper", "Efficient Estimation", "Mikolov"),
         # the DPR paper's first chunk is not among the whole question's candidates: searched for
         ("Who is the author of the DPR paper?", "Dense Passage Retrieval", "Karpukhin"),
+        # no title holds "Transformer": the paper whose abstract introduces it is meant, not BERT's
+        # ("… Bidirectional Transformers …" in its title)
+        ("who wrote the transformer paper", "Attention Is All You Need", "Vaswani"),
     ],
 )
 def test_who_wrote_a_paper_is_answered_with_its_byline(offline_bot, corpus, question, title, author):
@@ -360,6 +363,8 @@ def test_a_follow_up_two_questions_into_a_thread_is_still_about_the_paper_the_th
         # "what is X?" where X is a paper's name by its title: the paper's own definition
         ("What is BERT?", "BERT:", "We introduce a new language representation model called BERT"),
         ("what's DPR", "Dense Passage Retrieval", "dense representations alone"),
+        # a name no title holds, introduced by its paper's abstract ("… , the Transformer, …")
+        ("What is the Transformer?", "Attention Is All You Need", "based solely on attention mechanisms"),
         # … typed in lower case, as people type in Slack: "rag" and "dpr" are the titles' initials
         ("what does rag stand for", "Retrieval-Augmented Generation", "retrieval-augmented generation (RAG)"),
         ("how does dpr work", "Dense Passage Retrieval", "dense representations alone"),

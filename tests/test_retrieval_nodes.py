@@ -79,7 +79,7 @@ def ask(question: str, passages: list[Passage], embedder, rerank: str = "on"):
         "decline_below": Settings().decline_below,
         "on_partial": None,
     }
-    overrides = {"retrieved_passages": passages, "sub_question_passages": []}
+    overrides = {"retrieved_passages": passages, "sub_question_passages": [], "introducing_passages": []}
     return dr.execute(["answer"], inputs=inputs, overrides=overrides)["answer"]
 
 
