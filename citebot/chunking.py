@@ -36,6 +36,8 @@ _GLUED_END = re.compile(
 # after the sentence it annotates ("… passages in the end.5 Each passage …"), also after a closing
 # quote ("… “The Annotated Transformer.”2 In this work …") or a one-letter name ("… heads as A.3 We
 # primarily report …").
+# A footnote's links run on into the sentence after them ("… ehhuang/ For all the following models …").
+_AFTER_URL = re.compile(r"(?<=/)\s+(?=[A-Z][a-z])")
 _FOOTNOTE = re.compile(r"(?<=\s)(?=\d{1,2}(?:https?://|[A-Z][a-z]))")
 _FOOTNOTE_MARK = re.compile(
     r"^\d{1,2}(?=[A-Z][a-z])|(?<=[a-z)][.!?])\d{1,2}(?=\s|$)|(?<=[.!?][”\"’])\d{1,2}(?=\s|$)"
@@ -79,6 +81,10 @@ PROSE_MIN_LOWER_SHARE = 0.15
 # and w(t-2) w(t+1) … CBOW Skip-gram", "… for the model BERT (Ours) Trm Trm Trm … ..."): it does
 # not end as a sentence does, and its last words are not lower-case words.
 LABELS_TAIL_WORDS = 6
+# … or it is a table's header row ("Model Vector Training Accuracy [%] Training time
+# Dimensionality words [days] Semantic Syntactic Total"): no sentence end, no comma (a byline has
+# them), and capitalised words make half of it or more.
+TITLE_CASE_SHARE = 0.5
 _SENTENCE_ENDING = re.compile(r"[^.\s]\s?[.!]$")
 # … and a sentence cut off by a page, column or equation ends on a word that cannot end one
 # ("… and then use R words from history and", "The training complexity of this architecture is
@@ -185,12 +191,13 @@ def sentences(text: str) -> list[str]:
     table rows glued to them. Headings, captions and table rows are returned as their own items;
     the tail of a sentence a figure or a table cut (it starts in lower case) is an item too, and
     so is a run-in heading ("3 Dense Passage Retriever (DPR) We focus …") or a footnote printed
-    into the text, without its number."""
+    into the text, without its number (its links apart from the sentence they run on into)."""
     return [
         part
         for u in units(text)
         for note in _FOOTNOTE.split(u.text)
-        for piece in _split(_FOOTNOTE_MARK.sub("", note).strip(), _GLUED_END)
+        for line in _AFTER_URL.split(note)
+        for piece in _split(_FOOTNOTE_MARK.sub("", line).strip(), _GLUED_END)
         for part in _run_in_heading(piece)
     ]
 
@@ -224,7 +231,9 @@ def is_prose(sentence: str) -> bool:
         return False
     words = sentence.split()
     if not _SENTENCE_ENDING.search(sentence) and (
-        words[-1] in _DANGLING_WORDS or not any(_LOWER_WORD.fullmatch(w) for w in words[-LABELS_TAIL_WORDS:])
+        words[-1] in _DANGLING_WORDS
+        or not any(_LOWER_WORD.fullmatch(w) for w in words[-LABELS_TAIL_WORDS:])
+        or ("," not in sentence and sum(w[:1].isupper() for w in words) >= TITLE_CASE_SHARE * len(words))
     ):
         return False
     letters = sum(ch.isalpha() for ch in sentence)

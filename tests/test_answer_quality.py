@@ -152,6 +152,9 @@ def test_a_question_asking_for_an_amount_is_answered_with_one_when_the_best_sour
         # a sentence a figure cut, running on into the figure's labels
         ("Which accuracy did skip-gram reach on the semantic questions?", "INPUT PROJECTION"),
         ("What percentage of tokens are masked in BERT?", "Trm Trm"),
+        # a table's header row read as a line of text, and a footnote's links run on into a sentence
+        ("How long did training word2vec take?", "Semantic Syntactic Total"),
+        ("What is the training complexity of the word vector models proportional to?", "ehhuang/ For"),
         # a sentence cut off mid-way, ending on "and"
         ("How much faster is skip-gram than the NNLM?", "R words from history and"),
         # a question the paper asks itself states nothing
