@@ -27,9 +27,11 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 # a table's last line or a figure's axis labels to the body text it interrupts ("… for
 # ResNet-50/101/152. parameter-free, …", "… as in SGD. β1=0 β1=0.9 … log10(α) Loss").
 # A displayed equation's number ends one too ("… = softmax( QK T √dk )V (1) The two most …"), and a
-# closing quote after a full stop ("… “The Annotated Transformer.” In this work …").
+# closing quote after a full stop ("… “The Annotated Transformer.” In this work …"), and a word opening
+# a sentence after a displayed formula ("… pθ(yi|x,z,y1:i−1) Finally, we note …").
 _GLUED_END = re.compile(
     r"(?<=[.!?])\s+(?=[\"'(\[]?[^\W_])|(?<=[.!?][”\"’])\s+(?=[A-Z])|(?:(?<=\(\d\))|(?<=\(\d\d\)))\s+(?=[A-Z][a-z])"
+    r"|(?<=\))\s+(?=(?:The|We|In|Here|Our|This|These|It|Finally|Then|Note|Thus|Hence)\b)"
 )
 # A footnote printed into the text it annotates: its number glued to its first word or to a URL
 # ("… the 34-layer 3We have experimented …", "… left. 1https://github.com/…"), and the mark

@@ -704,8 +704,8 @@ _BYLINE_QUESTION = re.compile(
 )
 # A number standing for an amount: not a footnote mark glued to a word or a full stop ("left.4",
 # "leaderboard2"), a URL's footnote number ("1https") or an ordinal ("2nd"); "5e-5", "100M",
-# "3.5 days" and "d = 768" are amounts.
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![A-Za-z]{2})")
+# "3.5 days" and "d = 768" are amounts; nor an index inside a formula ("y1:i−1", "p(z|x)").
+_NUMBER = re.compile(r"(?<![\w.−:|])\d+(?:[.,]\d+)*(?![A-Za-z]{2})")
 _HOW_ADJECTIVE = re.compile(r"\bhow (?:long|often|big|large|small|fast|far|high|low|deep|wide)\b", re.IGNORECASE)
 # (what a question asks for, the amount a sentence answering it holds)
 _AMOUNT_KINDS = (
