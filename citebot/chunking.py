@@ -64,6 +64,8 @@ _NAMED_HEADINGS = frozenset(
     "abstract introduction background references bibliography acknowledgements acknowledgments acknowledgement "
     "conclusion conclusions discussion appendix".split()
 ) | {"related work", "future work", "experimental setup", "supplementary material"}
+# A caption's part for one panel of a figure: "(right) Training cost over 45 epochs."
+_PANEL = re.compile(r"\((?:left|right|top|bottom|middle|center|centre)\)\s", re.IGNORECASE)
 _CAPTION = re.compile(r"^(?:Table|Figure|Fig\.)\s*[A-Z]?\d+[:.]\s")
 _NUMERIC_TOKEN = re.compile(r"^[\d.,%±×·−+\-/()\[\]∗*]+$")
 _REFERENCE_HEADINGS = frozenset({"references", "bibliography"})
@@ -227,7 +229,7 @@ def is_prose(sentence: str) -> bool:
     sentence cut off mid-way or running on into a figure's labels, and not a question (a paper's
     "Does BERT really need …?" states nothing)."""
     (unit,) = units(sentence)[:1] or (Unit("", "table"),)
-    if unit.kind != "text" or _CAPTION.match(sentence) or sentence[:1].islower():
+    if unit.kind != "text" or _CAPTION.match(sentence) or _PANEL.match(sentence) or sentence[:1].islower():
         return False  # a sentence starting in lower case is the tail of one a figure or table cut
     if sentence.rstrip().endswith("?"):
         return False

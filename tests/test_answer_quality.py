@@ -155,6 +155,9 @@ def test_a_question_asking_for_an_amount_is_answered_with_one_when_the_best_sour
         # a table's header row read as a line of text, and a footnote's links run on into a sentence
         ("How long did training word2vec take?", "Semantic Syntactic Total"),
         ("What is the training complexity of the word vector models proportional to?", "ehhuang/ For"),
+        # the part of a figure's caption for one of its panels
+        ("How many attention heads run in parallel in multi-head attention?", "(right)"),
+        ("What learning rate does Adam recommend?", "(right)"),
         # a displayed formula glued between two sentences
         ("How does RAG-Sequence use retrieved documents when generating?", "i−1) Finally"),
         # a sentence cut off mid-way, ending on "and"
