@@ -166,10 +166,8 @@ def introducing_passages(
     abstract) found by the name, read by ``asked_paper`` for the abstract introducing it."""
     if named_papers:
         return []
-    _, _, rest = search_text.partition(" ")
     titles = {p.title for p in retrieved_passages}
-    named = [m.group(1) for m in _NAME.finditer(rest)] + _PAPER_CALLED.findall(rest)  # "the transformer paper"
-    names = [n for n in dict.fromkeys(named) if n.lower() not in _STOPWORDS and not any(_title_names(t, n) for t in titles)]
+    names = [n for n in _maybe_introduced(search_text) if not any(_title_names(t, n) for t in titles)]
     found = (
         store.search(name, query_embedding, scope, limit=INTRODUCING_CANDIDATES, alpha=0.0, first_chunks=True)
         for name in names
@@ -195,8 +193,7 @@ def asked_paper(
     names += [w.upper() for w in re.findall(r"\b[a-z]{3,5}\b", rest) if w not in _STOPWORDS]  # "dpr": its initials
     papers = set(_picked_papers(list(dict.fromkeys(names)), retrieved_passages, by_title=True).values())
     if not papers:  # a paper whose abstract introduces the name: "We propose … the Transformer"
-        named = [m.group(1) for m in _NAME.finditer(rest)] + _PAPER_CALLED.findall(rest)
-        for name in dict.fromkeys(named):
+        for name in _maybe_introduced(search_text):
             introduces = re.compile(_INTRODUCES.format(name=re.escape(name)), re.IGNORECASE)
             papers |= {p.chunk.document_id for p in introducing_passages if introduces.search(p.chunk.text)}
     return papers.pop() if len(papers) == 1 else ""
@@ -857,6 +854,14 @@ def _without_topics(picked: dict[str, str], uses: Callable[[str, str], bool], ti
     topics.sort(key=lambda n: _title_names(titles[picked[n]], n))  # names of no title first
     dropped = set(topics[: len(picked) - 2])
     return {n: doc for n, doc in picked.items() if n not in dropped}
+
+
+def _maybe_introduced(search_text: str) -> list[str]:
+    """The names after a question's first word that a paper's abstract may introduce: "Transformer",
+    and "transformer" in "the transformer paper"."""
+    _, _, rest = search_text.partition(" ")
+    named = [m.group(1) for m in _NAME.finditer(rest)] + _PAPER_CALLED.findall(rest)
+    return [n for n in dict.fromkeys(named) if n.lower() not in _STOPWORDS]
 
 
 def _names(text: str) -> list[str]:
