@@ -312,7 +312,8 @@ def relevance(
     letter after the first word: "Japanese", "GPT-4", "Mamba") that no candidate contains scores
     0: the documents are about something else. A name one typing slip away from a name the
     candidates use ("Tranformer", "Resnet") counts as found; a name with a number counts only
-    with that number ("CIFAR-100" is not found in "CIFAR-10")."""
+    with that number ("CIFAR-100" is not found in "CIFAR-10"). So does a question asking how many
+    of a thing no candidate names ("How many stars does the BEIR repository have on GitHub?")."""
     if not retrieved_passages:
         return 0.0
     chunk_terms = [_chunk_terms(p) for p in retrieved_passages]
@@ -331,6 +332,12 @@ def relevance(
             search_text = re.sub(rf"\b{re.escape(name)}\b", word, search_text)
     for m in _NUMBERED_NAME.finditer(search_text):  # "CIFAR-100" is not "CIFAR-10", "GPT-4" not "GPT-2"
         if not any(f"{m.group(1)}{m.group(2) or m.group(3)}".lower() in found for found in candidate_terms):
+            return 0.0
+    for m in _COUNTED.finditer(search_text):  # "how many stars …": papers that never say "stars" cannot count them
+        counted = _term_list(m.group(1))
+        words = {w for p in retrieved_passages for w in _term_list(p.chunk.text)}
+        # the word itself, or a longer one it abbreviates ("params": "parameters"; "star" is not "start")
+        if counted and not any(t in words or (len(t) >= 5 and any(w.startswith(t) for w in words)) for t in counted):
             return 0.0
     terms = _question_terms(search_text)
     weights = _term_weights(terms, chunk_terms)
@@ -703,6 +710,13 @@ _BYLINE_QUESTION = re.compile(
 # "leaderboard2"), a URL's footnote number ("1https") or an ordinal ("2nd"); "5e-5", "100M",
 # "3.5 days" and "d = 768" are amounts; nor an index inside a formula ("y1:i−1", "p(z|x)").
 _NUMBER = re.compile(r"(?<![\w.−:|])\d+(?:[.,]\d+)*(?![A-Za-z]{2})")
+# What "how many" counts: the word after it, and the next one unless a verb or a preposition
+# follows ("how many attention heads run …", "how many stars has …", "how many layers in …").
+_COUNTED = re.compile(
+    r"\bhow many\s+([\w-]+(?:\s+(?!(?:does|do|did|has|have|had|is|are|was|were|can|could|will|would|in|of|on|for"
+    r"|per|and|or|to|at|by|with)\b)[\w-]+)?)",
+    re.IGNORECASE,
+)
 _HOW_ADJECTIVE = re.compile(r"\bhow (?:long|often|big|large|small|fast|far|high|low|deep|wide)\b", re.IGNORECASE)
 # (what a question asks for, the amount a sentence answering it holds)
 _AMOUNT_KINDS = (

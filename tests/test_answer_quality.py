@@ -201,6 +201,9 @@ def test_answer_bullets_are_sentences_not_figure_labels_cut_tails_or_footnotes(o
         # "Llama" is one typing slip from "LAMA", which the papers cite; "Llama 2" is not "LAMA"
         "Summarise the Llama 2 paper",
         "Who wrote the GPT-4 paper?",
+        # how many of a thing no paper here names
+        "How many stars has the BEIR repository collected on GitHub?",
+        "How many patents were filed for the Transformer?",
     ],
 )
 def test_a_question_the_papers_do_not_answer_is_declined(offline_bot, corpus, question):
