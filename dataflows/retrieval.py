@@ -333,12 +333,13 @@ def relevance(
     for m in _NUMBERED_NAME.finditer(search_text):  # "CIFAR-100" is not "CIFAR-10", "GPT-4" not "GPT-2"
         if not any(f"{m.group(1)}{m.group(2) or m.group(3)}".lower() in found for found in candidate_terms):
             return 0.0
-    for m in _COUNTED.finditer(search_text):  # "how many stars …": papers that never say "stars" cannot count them
-        counted = _term_list(m.group(1))
+    counted = [_term_list(m.group(1)) for m in _COUNTED.finditer(search_text)]  # "how many stars …"
+    if any(counted):  # papers that never say "stars" cannot count them
         words = {w for p in retrieved_passages for w in _term_list(p.chunk.text)}
-        # the word itself, or a longer one it abbreviates ("params": "parameters"; "star" is not "start")
-        if counted and not any(t in words or (len(t) >= 5 and any(w.startswith(t) for w in words)) for t in counted):
-            return 0.0
+        for thing in filter(None, counted):
+            # the word itself, or a longer one it abbreviates ("params": "parameters"; "star" is not "start")
+            if not any(t in words or (len(t) >= 5 and any(w.startswith(t) for w in words)) for t in thing):
+                return 0.0
     terms = _question_terms(search_text)
     weights = _term_weights(terms, chunk_terms)
     total = sum(weights.values())
