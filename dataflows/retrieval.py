@@ -126,7 +126,7 @@ def named_papers(
     paper, by keyword, when the candidates do not show it). When fewer than two names pick a
     paper, every name is kept, those picking no paper ("" : any paper) searched over all of them."""
     first, _, rest = search_text.partition(" ")
-    found = list(_NAME.finditer(rest))
+    found = [m for m in _NAME.finditer(rest) if not _GREEK_NAME.fullmatch(m.group(1))]  # "beta2" is a symbol
     names = list(dict.fromkeys(m.group(1) for m in found))
     if len(names) < 2:
         return {}
@@ -201,14 +201,10 @@ def asked_paper(
 
 def sub_questions(search_text: str, named_papers: dict[str, str]) -> list[str]:
     """For each paper the question names, the question with the other papers' names left out."""
-    out = []
-    for name in list(named_papers)[:MAX_SUB_QUESTIONS]:
-        text = search_text
-        for other in named_papers:
-            if other != name:
-                text = re.sub(rf"(?<![\w-]){re.escape(other)}(?:'s)?(?![\w-])", " ", text)
-        out.append(" ".join(text.split()))
-    return out
+    return [
+        _without_names(search_text, [n for n in named_papers if n != name])
+        for name in list(named_papers)[:MAX_SUB_QUESTIONS]
+    ]
 
 
 def sub_question_embeddings(sub_questions: list[str], embedder: Embedder) -> list[list[float]]:
@@ -517,6 +513,7 @@ def draft_answer__extractive(
     query_embedding: list[float],
     numbered_sources: list[Citation],
     sub_questions: list[str],
+    named_papers: dict[str, str],
     asked_paper: str,
     opening_request: bool,
     embedder: Embedder,
@@ -544,7 +541,6 @@ def draft_answer__extractive(
         own = next((i for i, s in enumerate(abstract) if _THE_PAPER_SPEAKS.search(s)), 0)
         if abstract:
             return "\n".join(f"• {s} [1]" for s in abstract[own : own + 2])
-    terms = _question_terms(search_text)
     candidates = [
         (sentence, source)
         for source in numbered_sources[:EXTRACTIVE_SOURCES]
@@ -558,9 +554,22 @@ def draft_answer__extractive(
         ]
     if not candidates:
         return NOT_IN_SOURCES
-    weights = _term_weights(terms, [_terms(c[0]) for c in candidates])
-    total = sum(weights.values()) or 1.0
-    lexical = [sum(w for t, w in weights.items() if _in(t, _terms(c[0]))) / total for c in candidates]
+    # A named paper's sentences are read against the question without that paper's own name, which
+    # says nothing within the paper ("The most comparable … method to BERT is OpenAI GPT" does not
+    # answer "Which optimizer did ResNet and BERT use?"); other sentences against the whole question.
+    own: dict[str, list[str]] = {}
+    for name, doc in named_papers.items() if len(sub_questions) > 1 else ():
+        own.setdefault(doc, []).append(name)
+    parts = {"": search_text} | {doc: _without_names(search_text, names) for doc, names in own.items()}
+    vectors_of = {doc: query_embedding if doc == "" else embedder.embed_query(text) for doc, text in parts.items()}
+    sentence_terms = [_terms(c[0]) for c in candidates]
+    lexical = [0.0] * len(candidates)
+    for doc, text in parts.items():
+        weights = _term_weights(_question_terms(text), sentence_terms)
+        total = sum(weights.values()) or 1.0
+        for i, c in enumerate(candidates):
+            if (c[1].document_id if c[1].document_id in own else "") == doc:
+                lexical[i] = sum(w for t, w in weights.items() if _in(t, sentence_terms[i])) / total
     first_source = candidates[0][1].n
     per_source: dict[int, list[int]] = {}  # each source's sentences, best lexical match first
     for i in sorted(range(len(candidates)), key=lambda i: -lexical[i]):
@@ -573,7 +582,10 @@ def draft_answer__extractive(
     amount = bool(_QUANTITY_QUESTION.search(search_text))  # a question asking for an amount wants a number
     with_amount = [i for i in shortlist if amount and _has_amount(candidates[i][0], search_text)]
     score = {
-        i: lexical[i] + _cosine(v, query_embedding) + QUANTITY_BONUS * (i in with_amount) for i, v in zip(shortlist, vectors)
+        i: lexical[i]
+        + _cosine(v, vectors_of[candidates[i][1].document_id if candidates[i][1].document_id in own else ""])
+        + QUANTITY_BONUS * (i in with_amount)
+        for i, v in zip(shortlist, vectors)
     }
     firsts = [i for i in shortlist if candidates[i][1].n == first_source]
     if amount:  # "how long …?": a sentence with the amount asked for, from source [1] if it has one, else the next
@@ -903,6 +915,13 @@ def _title_names(title: str, name: str) -> bool:
 def _title_head(title: str) -> str:
     """What a title before its colon names ("BERT" in "BERT: Pre-training …"); the whole title without one."""
     return title.partition(":")[0].strip()
+
+
+def _without_names(text: str, names: Sequence[str]) -> str:
+    """The text with each of ``names`` (and its "'s") left out."""
+    for name in names:
+        text = re.sub(rf"(?<![\w-]){re.escape(name)}(?:'s)?(?![\w-])", " ", text)
+    return " ".join(text.split())
 
 
 def _question_terms(text: str) -> list[str]:

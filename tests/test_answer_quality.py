@@ -246,6 +246,14 @@ def test_a_question_naming_two_papers_quotes_one_bullet_from_each(offline_bot, c
     assert [any(t.startswith(p) for t in cited) for p in papers] == [True, True], answer.text
 
 
+def test_each_named_paper_is_quoted_on_what_is_asked_not_for_naming_itself(offline_bot, corpus):
+    # Within its own paper a paper's name says nothing: its bullet is chosen by the rest of the
+    # question. Before: "The Transformer follows this overall architecture using stacked self-attention …"
+    answer = offline_bot.ask("How do ResNet and the Transformer use residual connections?", CLI_SCOPE)
+    quoted = [b for b, title in zip(bullets(answer.text), cited_titles(answer)) if title == "Attention Is All You Need"]
+    assert quoted and "residual connection" in quoted[0], answer.text
+
+
 def test_a_name_both_named_papers_use_is_what_they_are_asked_about(offline_bot, corpus):
     # "Wikipedia" is BEIR's most used name, but DPR and RAG both use it: it is the topic, searched
     # in each paper's part of the question, not a third paper
