@@ -300,7 +300,13 @@ def ranked_sub_question_passages__on(
 
 
 def relevance(
-    search_text: str, query_embedding: list[float], retrieved_passages: list[Passage], named_papers: dict[str, str]
+    search_text: str,
+    query_embedding: list[float],
+    retrieved_passages: list[Passage],
+    named_papers: dict[str, str],
+    asked_paper: str,
+    scope: Scope,
+    store: Store,
 ) -> float:
     """How well the best candidate answers the question (about 0-1): the mean of the best
     coverage of the question's distinctive terms and the best passage's cosine similarity.
@@ -309,17 +315,26 @@ def relevance(
     0: the documents are about something else. A name one typing slip away from a name the
     candidates use ("Tranformer", "Resnet") counts as found; a name with a number counts only
     with that number ("CIFAR-100" is not found in "CIFAR-10"). So does a question asking how many
-    of a thing no candidate names ("How many stars does the BEIR repository have on GitHub?")."""
+    of a thing no candidate names ("How many stars does the BEIR repository have on GitHub?"). For
+    a question about one paper (``asked_paper``) "no candidate" means nothing in that paper: "What
+    is the BLEU score of BERT?" is declined though the Transformer's paper reports BLEU."""
     if not retrieved_passages:
         return 0.0
+    # The names a question asks about one paper are looked for in that paper ("the BLEU score of BERT"
+    # is not in BERT's paper though the Transformer's has BLEU); those of other questions in all candidates.
+    looked_in = (
+        _paper_passages(search_text, query_embedding, retrieved_passages, asked_paper, scope, store)
+        if asked_paper
+        else retrieved_passages
+    )
     chunk_terms = [_chunk_terms(p) for p in retrieved_passages]
-    candidate_terms = [ts | _terms(p.chunk.context) | _terms(p.title) for p, ts in zip(retrieved_passages, chunk_terms)]
+    candidate_terms = [_chunk_terms(p) | _terms(p.title) for p in looked_in]
     candidate_names: set[str] | None = None
     for name in _names(search_text):
         name_terms = _question_terms(name)
         if name_terms and not any(all(_in(t, found) for t in name_terms) for found in candidate_terms):
             if candidate_names is None:
-                candidate_names = _capitalised_words(retrieved_passages)
+                candidate_names = _capitalised_words(looked_in)
             meant = [w for w in candidate_names if max(len(w), len(name)) >= TYPO_MIN_LETTERS and _one_edit(name.lower(), w)]
             if not meant:
                 return 0.0
@@ -331,7 +346,7 @@ def relevance(
             return 0.0
     counted = [_term_list(m.group(1)) for m in _COUNTED.finditer(search_text)]  # "how many stars …"
     if any(counted):  # papers that never say "stars" cannot count them
-        words = {w for p in retrieved_passages for w in _term_list(p.chunk.text)}
+        words = {w for p in looked_in for w in _term_list(p.chunk.text)}
         for thing in filter(None, counted):
             # the word itself, or a longer one it abbreviates ("params": "parameters"; "star" is not "start")
             if not any(t in words or (len(t) >= 5 and any(w.startswith(t) for w in words)) for t in thing):
@@ -347,6 +362,21 @@ def relevance(
     coverage = max(sum(weights[t] for t in f) for f in found) / total if total else 0
     cosine = max(_cosine(p.vector, query_embedding) for p in retrieved_passages)
     return round(RELEVANCE_COVERAGE_WEIGHT * coverage + (1 - RELEVANCE_COVERAGE_WEIGHT) * cosine, 4)
+
+
+def _paper_passages(
+    search_text: str, query_embedding: list[float], passages: list[Passage], paper: str, scope: Scope, store: Store
+) -> list[Passage]:
+    """The candidates from ``paper``, and for each name in the question none of them holds, the
+    paper's chunks found by that name (keyword search): whether the paper uses a name is looked up
+    in the whole paper."""
+    own = [p for p in passages if p.chunk.document_id == paper]
+    held = set().union(*(_chunk_terms(p) | _terms(p.title) for p in own)) if own else set()
+    for name in dict.fromkeys(_names(search_text)):
+        if not all(_in(t, held) for t in _question_terms(name)):
+            found = store.search(name, query_embedding, scope, limit=TOPIC_CHUNKS, alpha=0.0, document_id=paper)
+            own += [p for p in found if p.chunk_id not in {o.chunk_id for o in own}]
+    return own
 
 
 def relevant_passages(
