@@ -323,10 +323,8 @@ def relevance(
     # The names a question asks about one paper are looked for in that paper ("the BLEU score of BERT"
     # is not in BERT's paper though the Transformer's has BLEU); those of other questions in all candidates.
     looked_in = (
-        _paper_passages(search_text, query_embedding, retrieved_passages, asked_paper, scope, store)
-        if asked_paper
-        else retrieved_passages
-    )
+        _paper_passages(search_text, query_embedding, retrieved_passages, asked_paper, scope, store) if asked_paper else []
+    ) or retrieved_passages
     chunk_terms = [_chunk_terms(p) for p in retrieved_passages]
     candidate_terms = [_chunk_terms(p) | _terms(p.title) for p in looked_in]
     candidate_names: set[str] | None = None
@@ -592,14 +590,14 @@ def draft_answer__extractive(
         own.setdefault(doc, []).append(name)
     parts = {"": search_text} | {doc: _without_names(search_text, names) for doc, names in own.items()}
     vectors_of = {doc: query_embedding if doc == "" else embedder.embed_query(text) for doc, text in parts.items()}
+    part = [c[1].document_id if c[1].document_id in own else "" for c in candidates]  # each sentence's reading
     sentence_terms = [_terms(c[0]) for c in candidates]
     lexical = [0.0] * len(candidates)
     for doc, text in parts.items():
         weights = _term_weights(_question_terms(text), sentence_terms)
         total = sum(weights.values()) or 1.0
-        for i, c in enumerate(candidates):
-            if (c[1].document_id if c[1].document_id in own else "") == doc:
-                lexical[i] = sum(w for t, w in weights.items() if _in(t, sentence_terms[i])) / total
+        for i in (i for i, d in enumerate(part) if d == doc):
+            lexical[i] = sum(w for t, w in weights.items() if _in(t, sentence_terms[i])) / total
     first_source = candidates[0][1].n
     per_source: dict[int, list[int]] = {}  # each source's sentences, best lexical match first
     for i in sorted(range(len(candidates)), key=lambda i: -lexical[i]):
@@ -612,9 +610,7 @@ def draft_answer__extractive(
     amount = bool(_QUANTITY_QUESTION.search(search_text))  # a question asking for an amount wants a number
     with_amount = [i for i in shortlist if amount and _has_amount(candidates[i][0], search_text)]
     score = {
-        i: lexical[i]
-        + _cosine(v, vectors_of[candidates[i][1].document_id if candidates[i][1].document_id in own else ""])
-        + QUANTITY_BONUS * (i in with_amount)
+        i: lexical[i] + _cosine(v, vectors_of[part[i]]) + QUANTITY_BONUS * (i in with_amount)
         for i, v in zip(shortlist, vectors)
     }
     firsts = [i for i in shortlist if candidates[i][1].n == first_source]
