@@ -141,10 +141,7 @@ def named_papers(
 
         def uses(name: str, doc: str) -> bool:
             return bool(
-                _name_count(name, by_doc[doc])
-                or _name_count(
-                    name, store.search(name, query_embedding, scope, limit=TOPIC_CHUNKS, alpha=0.0, document_id=doc)
-                )
+                _name_count(name, by_doc[doc]) or _name_count(name, _chunks_naming(name, doc, query_embedding, scope, store))
             )
 
         picked = _without_topics(picked, uses, {doc: group[0].title for doc, group in by_doc.items()})
@@ -368,13 +365,20 @@ def _paper_passages(
     """The candidates from ``paper``, and for each name in the question none of them holds, the
     paper's chunks found by that name (keyword search): whether the paper uses a name is looked up
     in the whole paper."""
-    own = [p for p in passages if p.chunk.document_id == paper]
-    held = set().union(*(_chunk_terms(p) | _terms(p.title) for p in own)) if own else set()
+    own = {p.chunk_id: p for p in passages if p.chunk.document_id == paper}
+    held = set().union(*(_chunk_terms(p) | _terms(p.title) for p in own.values()))
     for name in dict.fromkeys(_names(search_text)):
         if not all(_in(t, held) for t in _question_terms(name)):
-            found = store.search(name, query_embedding, scope, limit=TOPIC_CHUNKS, alpha=0.0, document_id=paper)
-            own += [p for p in found if p.chunk_id not in {o.chunk_id for o in own}]
-    return own
+            for p in _chunks_naming(name, paper, query_embedding, scope, store):
+                own.setdefault(p.chunk_id, p)
+                held |= _chunk_terms(p)
+    return list(own.values())
+
+
+def _chunks_naming(name: str, paper: str, query_embedding: list[float], scope: Scope, store: Store) -> list[Passage]:
+    """The paper's chunks that best match a name by keyword: whether a paper uses a name is
+    looked up in the whole paper, not only in the question's candidates."""
+    return store.search(name, query_embedding, scope, limit=TOPIC_CHUNKS, alpha=0.0, document_id=paper)
 
 
 def relevant_passages(
